@@ -1,0 +1,116 @@
+/**
+ * The tile codec: one zstd frame of a whole (padded) tile, optionally after TIFF Predictor 2
+ * (spec/format.md, Tile payload). This file is the one importer of zstd-napi; it uses the
+ * low-level binding so tiles decompress straight into caller-owned buffers.
+ */
+import { createRequire } from 'node:module'
+import { CorruptInputError, IntegrityError } from '../errors.js'
+import type { TileCodec } from './interface.js'
+import { decodePredictor, encodePredictor } from './predictor.js'
+
+interface ZstdBinding {
+  CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number }
+  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number }
+  compressBound(size: number): number
+  getFrameContentSize(frame: Uint8Array): number | null
+}
+
+const require = createRequire(import.meta.url)
+const zstd = require('zstd-napi/binding.js') as ZstdBinding
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  // 16-bit samples are handled through native typed arrays, which must be little-endian.
+  throw new Error('Tessera requires a little-endian platform')
+}
+
+/** Geometry of the tiles a codec instance handles. */
+export interface TileShape {
+  readonly tileSize: number
+  readonly channels: number
+  readonly bitsPerSample: 8 | 16
+}
+
+/** Bytes of one decoded tile. */
+export function tileBytes(shape: TileShape): number {
+  return shape.tileSize * shape.tileSize * shape.channels * (shape.bitsPerSample / 8)
+}
+
+/**
+ * Encodes and decodes tiles of one shape with one codec. Holds reusable zstd contexts and
+ * scratch buffers, so keep one per thread and do not share it between concurrent users.
+ */
+export class TileCoder {
+  readonly shape: TileShape
+  readonly codec: TileCodec
+  readonly #bytes: number
+  #cctx: InstanceType<ZstdBinding['CCtx']> | undefined
+  #dctx: InstanceType<ZstdBinding['DCtx']> | undefined
+  #scratch: Uint8Array | undefined
+  #out: Uint8Array | undefined
+
+  constructor(shape: TileShape, codec: TileCodec) {
+    this.shape = shape
+    this.codec = codec
+    this.#bytes = tileBytes(shape)
+  }
+
+  /**
+   * Compresses one whole tile of pixels (`tileBytes(shape)` bytes, padding included).
+   * Returns a new buffer holding exactly the payload; `pixels` is not modified.
+   */
+  encode(pixels: Uint8Array): Uint8Array {
+    if (pixels.length !== this.#bytes) throw new RangeError(`Expected ${this.#bytes} tile bytes but received ${pixels.length}`)
+    let source = pixels
+    if (this.codec.predictor === 2) {
+      this.#scratch ??= new Uint8Array(this.#bytes)
+      this.#scratch.set(pixels)
+      encodePredictor(this.#scratch, this.shape.tileSize, this.shape.channels, this.shape.bitsPerSample)
+      source = this.#scratch
+    }
+    this.#cctx ??= new zstd.CCtx()
+    this.#out ??= new Uint8Array(zstd.compressBound(this.#bytes))
+    const length = this.#cctx.compress(this.#out, source, this.codec.level)
+    return this.#out.slice(0, length)
+  }
+
+  /**
+   * Decompresses one payload into `target` (a new buffer if omitted), which receives the
+   * whole tile's pixels, padding included. Throws IntegrityError on a malformed payload.
+   */
+  decode(payload: Uint8Array, target: Uint8Array = new Uint8Array(this.#bytes)): Uint8Array {
+    if (target.length < this.#bytes) throw new RangeError(`Tile target must hold ${this.#bytes} bytes`)
+    this.#dctx ??= new zstd.DCtx()
+    let length: number
+    try {
+      length = this.#dctx.decompress(target, payload)
+    } catch (cause) {
+      throw new IntegrityError('Tile payload is not a valid zstd frame', { cause })
+    }
+    if (length !== this.#bytes) throw new IntegrityError(`Tile payload decoded to ${length} bytes, expected ${this.#bytes}`)
+    if (this.codec.predictor === 2) {
+      decodePredictor(target.subarray(0, this.#bytes), this.shape.tileSize, this.shape.channels, this.shape.bitsPerSample)
+    }
+    return target
+  }
+}
+
+/** One-shot zstd compression of arbitrary bytes (used by writers that re-encode). */
+export function zstdCompress(data: Uint8Array, level: number): Uint8Array {
+  const out = new Uint8Array(zstd.compressBound(data.length))
+  const length = new zstd.CCtx().compress(out, data, level)
+  return out.slice(0, length)
+}
+
+/** One-shot zstd decompression of a frame that records its content size. */
+export function zstdDecompress(frame: Uint8Array, expectedSize?: number): Uint8Array {
+  const size = expectedSize ?? zstd.getFrameContentSize(frame)
+  if (size === null || size === undefined) throw new CorruptInputError('zstd frame does not record its size')
+  const out = new Uint8Array(size)
+  let length: number
+  try {
+    length = new zstd.DCtx().decompress(out, frame)
+  } catch (cause) {
+    throw new CorruptInputError('Invalid zstd data', { cause })
+  }
+  return length === size ? out : out.subarray(0, length)
+}
