@@ -27,7 +27,9 @@ export interface Block {
 
 /** The CIDv1 of `bytes` under `codec`. Synchronous: Node's sha256 is native. */
 export function cidOf(codec: number, bytes: Uint8Array): CID {
-  return CID.createV1(codec, Digest.create(SHA2_256, createHash('sha256').update(bytes).digest()))
+  const digest = createHash('sha256').update(bytes).digest()
+  // A plain Uint8Array view, so CIDs compare equal however they were made.
+  return CID.createV1(codec, Digest.create(SHA2_256, new Uint8Array(digest.buffer, digest.byteOffset, digest.length)))
 }
 
 /** A raw block of `bytes`. */

@@ -154,7 +154,7 @@ export class PackStore implements BlockStore {
     // Synchronous positional reads: a page-cache hit costs microseconds, less than a promise round trip.
     const read = readSync(fd, bytes, 0, location.length, location.offset)
     if (read !== location.length) throw new IntegrityError(`Pack ${location.pack} is truncated`)
-    return bytes
+    return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)
   }
 }
 

@@ -1,0 +1,134 @@
+/**
+ * The crop executor: reads only the index blocks and tiles a plan names, and yields the
+ * region band by band (memory bounded by one band), or the stored payloads as they are.
+ */
+import { InvalidArgumentError } from '../errors.js'
+import { levelGeometry } from '../format/grid.js'
+import type { Band, Region } from '../format/interface.js'
+import { type ImageManifest, type TileRowIndex, decodeTileRow } from '../format/manifest.js'
+import { TileCoder, tileBytes } from '../format/tile-codec.js'
+import type { AbortOptions, BlockStore } from '../store/interface.js'
+import { planCrop, tileRange, validateRegion } from './plan.js'
+
+/** Counters of what a crop read from the store. */
+export interface CropStats {
+  tilesRead: number
+  tileBytesRead: number
+  indexBlocksRead: number
+}
+
+/** A new, zeroed CropStats. */
+export function emptyStats(): CropStats {
+  return { tilesRead: 0, tileBytesRead: 0, indexBlocksRead: 0 }
+}
+
+/** Options of one read. */
+export interface ReadOptions extends AbortOptions {
+  /** Pyramid level, 0 = full resolution. */
+  readonly level?: number
+  /** Incremented as blocks are read. */
+  readonly stats?: CropStats
+}
+
+/** Reads regions of one stored image. Cheap to create; holds one tile decoder. */
+export class ImageReader {
+  readonly store: BlockStore
+  readonly manifest: ImageManifest
+  readonly #coder: TileCoder
+
+  constructor(store: BlockStore, manifest: ImageManifest) {
+    this.store = store
+    this.manifest = manifest
+    this.#coder = new TileCoder(
+      { tileSize: manifest.tileSize, channels: manifest.channels, bitsPerSample: manifest.bitsPerSample },
+      manifest.codec,
+    )
+  }
+
+  /** Size and tile grid of a level; InvalidArgumentError if the image has no such level. */
+  level(level = 0) {
+    const entry = this.manifest.levels[level]
+    if (!Number.isInteger(level) || entry === undefined) {
+      throw new InvalidArgumentError(`Level ${level} does not exist: the image has levels 0 to ${this.manifest.levels.length - 1}`)
+    }
+    return { ...levelGeometry(entry.width, entry.height, this.manifest.tileSize), entry }
+  }
+
+  /** Loads the index block of one tile row. */
+  async tileRow(level: number, row: number, options: ReadOptions = {}): Promise<TileRowIndex> {
+    const { entry, columns } = this.level(level)
+    const bytes = await this.store.get(entry.rows[row]!, options)
+    if (options.stats) options.stats.indexBlocksRead++
+    return decodeTileRow(bytes, columns)
+  }
+
+  /** The region's pixels, one band per intersecting tile row. Validates the region first. */
+  async *bands(region: Region, options: ReadOptions = {}): AsyncGenerator<Band> {
+    const level = options.level ?? 0
+    const { width, height } = this.level(level)
+    validateRegion(region, width, height)
+    const { tileSize, channels, bitsPerSample } = this.manifest
+    const pixelBytes = channels * (bitsPerSample / 8)
+    const tileRowBytes = tileSize * pixelBytes
+    const regionRowBytes = region.width * pixelBytes
+    const tile = new Uint8Array(tileBytes(this.#coder.shape))
+    for (const band of planCrop(region, tileSize)) {
+      options.signal?.throwIfAborted()
+      const index = await this.tileRow(level, band.row, options)
+      const payloads = await this.store.getMany(
+        band.slices.map((slice) => index.tiles[slice.column]!),
+        options,
+      )
+      const out = new Uint8Array(band.height * regionRowBytes)
+      for (let i = 0; i < band.slices.length; i++) {
+        const slice = band.slices[i]!
+        const payload = payloads[i]!
+        this.#coder.decode(payload, tile)
+        if (options.stats) {
+          options.stats.tilesRead++
+          options.stats.tileBytesRead += payload.length
+        }
+        const sliceBytes = slice.width * pixelBytes
+        let from = band.tileY * tileRowBytes + slice.tileX * pixelBytes
+        let to = slice.regionX * pixelBytes
+        for (let y = 0; y < band.height; y++, from += tileRowBytes, to += regionRowBytes) {
+          out.set(tile.subarray(from, from + sliceBytes), to)
+        }
+      }
+      yield { y: band.regionY, height: band.height, data: out }
+    }
+  }
+
+  /**
+   * For a region whose origin is on the tile grid: the payload lengths of its tiles
+   * (row-major) and an iterator of the stored payloads, untouched.
+   */
+  async payloads(region: Region, options: ReadOptions = {}): Promise<{ lengths: number[]; payloads: AsyncIterable<Uint8Array> }> {
+    const level = options.level ?? 0
+    const { width, height } = this.level(level)
+    validateRegion(region, width, height)
+    const { tileSize } = this.manifest
+    if (region.x % tileSize !== 0 || region.y % tileSize !== 0) {
+      throw new InvalidArgumentError(`Region origin ${region.x},${region.y} is not on the ${tileSize}-pixel tile grid`)
+    }
+    const { firstColumn, lastColumn, firstRow, lastRow } = tileRange(region, tileSize)
+    const rows: TileRowIndex[] = []
+    for (let row = firstRow; row <= lastRow; row++) rows.push(await this.tileRow(level, row, options))
+    const lengths = rows.flatMap((index) => index.lengths.slice(firstColumn, lastColumn + 1))
+    const store = this.store
+    async function* payloads(): AsyncGenerator<Uint8Array> {
+      for (const index of rows) {
+        const cids = index.tiles.slice(firstColumn, lastColumn + 1)
+        const blocks = await store.getMany(cids, options)
+        for (const block of blocks) {
+          if (options.stats) {
+            options.stats.tilesRead++
+            options.stats.tileBytesRead += block.length
+          }
+          yield block
+        }
+      }
+    }
+    return { lengths, payloads: payloads() }
+  }
+}

@@ -1,0 +1,252 @@
+/**
+ * The importer: decoder bands -> tile rows -> compressed, addressed tiles -> index blocks ->
+ * manifest, all inside one store transaction so a failed import leaves nothing visible.
+ * Memory is bounded by a band of tile rows per pyramid level (spec/format.md, Pyramid).
+ */
+import { basename } from 'node:path'
+import { CID } from 'multiformats/cid'
+import * as Digest from 'multiformats/hashes/digest'
+import { type Block, RAW, SHA2_256, rawBlock } from '../format/block.js'
+import { assertTileSize, pyramidSizes } from '../format/grid.js'
+import type { Band, PixelFormat, TileCodec } from '../format/interface.js'
+import {
+  FORMAT_VERSION,
+  type ImageManifest,
+  type ImageMetadata,
+  type LevelEntry,
+  encodeManifest,
+  encodeTileRow,
+} from '../format/manifest.js'
+import { bytesPerPixel } from '../format/pixel.js'
+import { halveBand } from '../format/pyramid.js'
+import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
+import { openDecoder } from './decoders/index.js'
+import type { CompressResult } from './compress.js'
+import { CompressPool } from './pool.js'
+
+/** Default largest image accepted, in pixels (a decompression-bomb guard; raise per call). */
+export const DEFAULT_MAX_PIXELS = 2 ** 31
+
+/** Options of one import. */
+export interface ImportOptions extends AbortOptions {
+  /** Tile edge in pixels, a multiple of 16 (default 256). */
+  readonly tileSize?: number
+  /** zstd level (default 3). */
+  readonly zstdLevel?: number
+  /** TIFF predictor, 1 none or 2 horizontal (default 2). */
+  readonly predictor?: 1 | 2
+  /** Build the pyramid down to one tile (default false). */
+  readonly pyramid?: boolean
+  /** Largest accepted pixel count (default DEFAULT_MAX_PIXELS). */
+  readonly maxPixels?: number
+  /** Directory for temporary files (default the OS temp dir). */
+  readonly tmpDir?: string
+  /** Label of the pin that keeps the image (default the file name). */
+  readonly label?: string
+  /** Compression threads (default: one per core; 0 compresses on the calling thread). */
+  readonly workers?: number
+  /** Optional provenance links (ipld-image design). */
+  readonly derivedFrom?: CID
+  readonly canonicalVersion?: CID
+  /** Called after each tile row of level 0 with (rows done, rows total). */
+  readonly onProgress?: (done: number, total: number) => void
+}
+
+/** What an import produced. */
+export interface ImportResult {
+  readonly cid: CID
+  readonly manifest: ImageManifest
+  /** Bytes of blocks this import added (0 when everything was already stored). */
+  readonly newBytes: number
+}
+
+/** Imports the image file at `path` into `store`, returning its CID. */
+export async function importImage(store: BlockStore, path: string, options: ImportOptions = {}): Promise<ImportResult> {
+  const tileSize = options.tileSize ?? 256
+  assertTileSize(tileSize)
+  const codec: TileCodec = { name: 'zstd', level: options.zstdLevel ?? 3, predictor: options.predictor ?? 2 }
+  const { tmpdir } = await import('node:os')
+  const decoder = await openDecoder(path, {
+    maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
+    tmpDir: options.tmpDir ?? tmpdir(),
+    signal: options.signal,
+  })
+  const pool = new CompressPool(options.workers)
+  let writer: BlockWriter | undefined
+  try {
+    writer = await store.begin(options)
+    const sizes = options.pyramid === true ? pyramidSizes(decoder.width, decoder.height, tileSize) : [[decoder.width, decoder.height] as [number, number]]
+    const builders = sizes.map(([w, h]) => new LevelBuilder({ writer: writer!, pool, width: w, height: h, tileSize, format: decoder.format, codec, signal: options.signal }))
+    const totalRows = builders[0]!.tileRows
+    for await (const band of decoder.bands(tileSize, options)) {
+      await feed(builders, 0, band)
+      options.onProgress?.(Math.ceil((band.y + band.height) / tileSize), totalRows)
+    }
+    const levels: LevelEntry[] = []
+    for (const builder of builders) levels.push(await builder.finish())
+    const metadata: { source: { format: string; name: string }; icc?: CID; derivedFrom?: CID; canonicalVersion?: CID } = {
+      source: { format: decoder.sourceFormat, name: basename(path) },
+    }
+    if (decoder.icc !== undefined && decoder.icc.length > 0) {
+      const icc = rawBlock(decoder.icc)
+      await writer.put(icc.cid, icc.bytes, options)
+      metadata.icc = icc.cid
+    }
+    if (options.derivedFrom !== undefined) metadata.derivedFrom = options.derivedFrom
+    if (options.canonicalVersion !== undefined) metadata.canonicalVersion = options.canonicalVersion
+    const manifest: ImageManifest = {
+      tessera: FORMAT_VERSION,
+      width: decoder.width,
+      height: decoder.height,
+      colorModel: decoder.format.colorModel,
+      channels: decoder.format.channels,
+      bitsPerSample: decoder.format.bitsPerSample,
+      tileSize,
+      codec,
+      levels,
+      metadata: metadata satisfies ImageMetadata,
+    }
+    const root = encodeManifest(manifest)
+    await writer.put(root.cid, root.bytes, options)
+    writer.pin(root.cid, options.label ?? basename(path))
+    await writer.commit(options)
+    return { cid: root.cid, manifest, newBytes: writer.newBytes }
+  } catch (error) {
+    await writer?.abort()
+    throw error
+  } finally {
+    await pool.close()
+    await decoder.close()
+  }
+}
+
+/** Feeds a band of level `index` to its builder and, halved, to the levels below it. */
+async function feed(builders: LevelBuilder[], index: number, band: Band): Promise<void> {
+  const builder = builders[index]!
+  const full = await builder.add(band)
+  const next = builders[index + 1]
+  if (next === undefined) return
+  for (const rows of full) await feed(builders, index + 1, halveBand(rows, builder.width, builder.format.channels, builder.format.bitsPerSample))
+}
+
+interface LevelBuilderInit {
+  readonly writer: BlockWriter
+  readonly pool: CompressPool
+  readonly width: number
+  readonly height: number
+  readonly tileSize: number
+  readonly format: PixelFormat
+  readonly codec: TileCodec
+  readonly signal?: AbortSignal | undefined
+}
+
+/** One compressed tile row: its tiles, in order, and its index block. */
+interface CompressedRow {
+  readonly tiles: CID[]
+  readonly payloads: Uint8Array[]
+  readonly index: Block
+}
+
+/**
+ * Accumulates rows of one level into tile rows, compresses each tile row on the pool, and
+ * writes its tiles and index block. Up to two tile rows compress while the next accumulates.
+ */
+class LevelBuilder {
+  readonly width: number
+  readonly format: PixelFormat
+  readonly tileRows: number
+  readonly #init: LevelBuilderInit
+  readonly #rowBytes: number
+  readonly #columns: number
+  readonly #rows: CID[] = []
+  #buffer: Uint8Array
+  #filled = 0
+  #nextY = 0
+  #emitted = 0
+  readonly #inFlight: Array<Promise<CompressedRow>> = []
+
+  constructor(init: LevelBuilderInit) {
+    this.#init = init
+    this.width = init.width
+    this.format = init.format
+    this.#rowBytes = init.width * bytesPerPixel(init.format)
+    this.#columns = Math.ceil(init.width / init.tileSize)
+    this.tileRows = Math.ceil(init.height / init.tileSize)
+    this.#buffer = this.#allocate()
+  }
+
+  /** Adds rows; returns the completed tile-row bands (for the next pyramid level). */
+  async add(band: Band): Promise<Band[]> {
+    if (band.y !== this.#nextY) throw new RangeError(`Expected row ${this.#nextY} but received ${band.y}`)
+    this.#nextY += band.height
+    const done: Band[] = []
+    let offset = 0
+    while (offset < band.data.length) {
+      const take = Math.min(band.data.length - offset, this.#buffer.length - this.#filled)
+      this.#buffer.set(band.data.subarray(offset, offset + take), this.#filled)
+      this.#filled += take
+      offset += take
+      const y = this.#emitted * this.#init.tileSize
+      const rows = this.#filled / this.#rowBytes
+      if (this.#filled === this.#buffer.length || y + rows === this.#init.height) done.push(await this.#emit(y, rows))
+    }
+    return done
+  }
+
+  /** Flushes everything and returns the level's manifest entry. */
+  async finish(): Promise<LevelEntry> {
+    if (this.#nextY !== this.#init.height) throw new RangeError(`Level received ${this.#nextY} of ${this.#init.height} rows`)
+    while (this.#inFlight.length > 0) await this.#drainOne()
+    return { width: this.#init.width, height: this.#init.height, rows: this.#rows }
+  }
+
+  // Shared memory lets worker threads read the band without a copy.
+  #allocate(): Uint8Array {
+    return new Uint8Array(new SharedArrayBuffer(this.#rowBytes * this.#init.tileSize))
+  }
+
+  async #emit(y: number, rows: number): Promise<Band> {
+    const data = this.#buffer.subarray(0, rows * this.#rowBytes)
+    this.#buffer = this.#allocate()
+    this.#filled = 0
+    this.#emitted++
+    this.#inFlight.push(this.#compress(data, rows))
+    while (this.#inFlight.length > 2) await this.#drainOne()
+    return { y, height: rows, data }
+  }
+
+  async #compress(band: Uint8Array, rows: number): Promise<CompressedRow> {
+    const { pool, tileSize, format, codec } = this.#init
+    const columns = this.#columns
+    const per = Math.ceil(columns / Math.max(1, Math.min(pool.size, columns)))
+    const jobs: Array<Promise<CompressResult>> = []
+    for (let first = 0; first < columns; first += per) {
+      const job = {
+        band,
+        width: this.width,
+        rows,
+        tileSize,
+        channels: format.channels,
+        bitsPerSample: format.bitsPerSample,
+        codec,
+        firstColumn: first,
+        columns: Math.min(per, columns - first),
+      }
+      jobs.push(pool.run(job))
+    }
+    const results = await Promise.all(jobs)
+    const payloads = results.flatMap((result) => result.payloads)
+    const tiles = results.flatMap((result) => result.digests).map((digest) => CID.createV1(RAW, Digest.create(SHA2_256, digest)))
+    const index = encodeTileRow({ tiles, lengths: payloads.map((payload) => payload.length) })
+    return { tiles, payloads, index }
+  }
+
+  // Rows are written in order, so a pack's layout follows the image.
+  async #drainOne(): Promise<void> {
+    const { tiles, payloads, index } = await this.#inFlight.shift()!
+    const { writer, signal } = this.#init
+    for (let i = 0; i < tiles.length; i++) await writer.put(tiles[i]!, payloads[i]!, { signal })
+    await writer.put(index.cid, index.bytes, { signal })
+    this.#rows.push(index.cid)
+  }
+}
