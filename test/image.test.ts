@@ -1,0 +1,172 @@
+/**
+ * End to end through the facade: import synthetic images of every pixel format, crop a table
+ * of regions at every level, and compare each pixel with the naive oracle.
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Region } from '../src/format/interface.js'
+import { emptyStats, imageInfo, importImage, openImage, verifyImage } from '../src/image.js'
+import { MemoryBlockStore } from '../src/store/memory.js'
+import { type TestImage, makeImage, naiveCrop, naiveHalve, writePam } from './helpers/oracle.js'
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tessera-image-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function collect(bands: AsyncIterable<{ data: Uint8Array }>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = []
+  for await (const band of bands) parts.push(band.data)
+  return new Uint8Array(Buffer.concat(parts))
+}
+
+/** Regions of a level: origin, interior, straddling tile edges, bottom-right partial tile, 1x1, full. */
+function regionTable(width: number, height: number, tileSize: number): Array<[string, Region]> {
+  const table: Array<[string, Region]> = [
+    ['origin', { x: 0, y: 0, width: Math.min(5, width), height: Math.min(3, height) }],
+    ['1x1 in the last pixel', { x: width - 1, y: height - 1, width: 1, height: 1 }],
+    ['full level', { x: 0, y: 0, width, height }],
+  ]
+  if (width > tileSize + 4 && height > tileSize + 4) {
+    table.push(['straddling tile edges', { x: tileSize - 3, y: tileSize - 2, width: 7, height: 5 }])
+    table.push(['interior of one tile', { x: tileSize + 1, y: 1, width: 3, height: 4 }])
+    const right = width - (width % tileSize || tileSize)
+    const bottom = height - (height % tileSize || tileSize)
+    table.push(['bottom-right partial tile', { x: right, y: bottom, width: width - right, height: height - bottom }])
+    table.push(['tile-aligned', { x: tileSize, y: tileSize, width: width - tileSize, height: Math.min(tileSize, height - tileSize) }])
+  }
+  return table
+}
+
+const formats = [
+  { channels: 1, bits: 8 },
+  { channels: 2, bits: 8 },
+  { channels: 3, bits: 8 },
+  { channels: 4, bits: 8 },
+  { channels: 1, bits: 16 },
+  { channels: 2, bits: 16 },
+  { channels: 3, bits: 16 },
+  { channels: 4, bits: 16 },
+] as const
+
+describe.each(formats)('$channels channel(s), $bits-bit', ({ channels, bits }) => {
+  const source = makeImage(101, 67, channels, bits, channels * bits)
+  const tileSize = 32
+  let store: MemoryBlockStore
+  let cid: string
+
+  beforeAll(async () => {
+    store = new MemoryBlockStore()
+    const path = join(dir, `image-${channels}-${bits}.pam`)
+    await writePam(path, source)
+    const result = await importImage(store, path, { tileSize, pyramid: true, workers: 0 })
+    cid = result.cid.toString()
+  })
+
+  it('records the pixel format and pyramid', async () => {
+    const image = await openImage(store, cid)
+    expect(image.manifest).toMatchObject({ width: 101, height: 67, channels, bitsPerSample: bits, tileSize })
+    expect(image.manifest.levels.map((l) => [l.width, l.height])).toEqual([[101, 67], [51, 34], [26, 17]])
+  })
+
+  it('crops every region of every level exactly', async () => {
+    const image = await openImage(store, cid)
+    let level: TestImage = source
+    for (let index = 0; index < image.manifest.levels.length; index++) {
+      for (const [what, region] of regionTable(level.width, level.height, tileSize)) {
+        const got = await collect(image.reader.bands(region, { level: index }))
+        expect(Buffer.compare(got, naiveCrop(level, region)), `level ${index}, ${what}`).toBe(0)
+      }
+      level = naiveHalve(level)
+    }
+  })
+
+  it('verifies every reachable block', async () => {
+    const result = await verifyImage(store, cid)
+    expect(result.problems).toEqual([])
+    // root + 3 levels' index rows (3 + 2 + 1) + tiles (4x3 + 2x2 + 1x1)
+    expect(result.blocks).toBe(1 + 6 + 17)
+  })
+})
+
+describe('crop engine reads', () => {
+  it('reads only the tiles and index blocks a region needs', async () => {
+    const store = new MemoryBlockStore()
+    const path = join(dir, 'stats.pam')
+    await writePam(path, makeImage(200, 150, 3, 8))
+    const { cid } = await importImage(store, path, { tileSize: 16, workers: 0 })
+    const image = await openImage(store, cid)
+    const stats = emptyStats()
+    await collect(image.reader.bands({ x: 20, y: 30, width: 20, height: 3 }, { stats }))
+    expect(stats).toMatchObject({ tilesRead: 2, indexBlocksRead: 1 })
+    const aligned = emptyStats()
+    await collect(image.reader.bands({ x: 32, y: 48, width: 16, height: 16 }, { stats: aligned }))
+    expect(aligned).toMatchObject({ tilesRead: 1, indexBlocksRead: 1 })
+  })
+
+  it('fails on a corrupted tile with ERR_INTEGRITY', async () => {
+    const store = new MemoryBlockStore()
+    const path = join(dir, 'corrupt.pam')
+    await writePam(path, makeImage(40, 40, 1, 8))
+    const { cid } = await importImage(store, path, { tileSize: 16, workers: 0 })
+    const image = await openImage(store, cid)
+    const index = await image.reader.tileRow(0, 0)
+    const key = Buffer.from(index.tiles[1]!.multihash.bytes).toString('base64')
+    store.blocks.get(key)![3]! ^= 0x40
+    await expect(collect(image.reader.bands({ x: 0, y: 0, width: 40, height: 5 }))).rejects.toMatchObject({ code: 'ERR_INTEGRITY' })
+    expect((await verifyImage(store, cid)).problems.map((p) => p.code)).toEqual(['ERR_INTEGRITY'])
+  })
+})
+
+describe('import', () => {
+  it('gives identical pixels identical CIDs and adds no bytes the second time', async () => {
+    const store = new MemoryBlockStore()
+    const path = join(dir, 'twice.pam')
+    await writePam(path, makeImage(70, 50, 3, 8))
+    const first = await importImage(store, path, { tileSize: 16, workers: 0 })
+    const bytes = await store.storedBytes()
+    const second = await importImage(store, path, { tileSize: 16, workers: 2 })
+    expect(second.cid.equals(first.cid)).toBe(true)
+    expect(second.newBytes).toBe(0)
+    expect(await store.storedBytes()).toBe(bytes)
+  })
+
+  it('stores identical tiles once', async () => {
+    const store = new MemoryBlockStore()
+    const path = join(dir, 'flat.pam')
+    const flat = makeImage(64, 64, 1, 8)
+    flat.data.fill(7)
+    await writePam(path, flat)
+    const { cid } = await importImage(store, path, { tileSize: 16, workers: 0 })
+    const info = await imageInfo(await openImage(store, cid))
+    expect(info.levels[0]!.tiles).toBe(16)
+    expect(info.blocks).toBe(1 + 1 + 1) // root, one index block shared by the 4 identical rows, one tile
+  })
+
+  it('rejects bad parameters before touching the store', async () => {
+    const store = new MemoryBlockStore()
+    const path = join(dir, 'params.pam')
+    await writePam(path, makeImage(10, 10, 1, 8))
+    await expect(importImage(store, path, { tileSize: 100 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(importImage(store, path, { maxPixels: 99 })).rejects.toMatchObject({ code: 'ERR_LIMIT' })
+    expect(store.blocks.size).toBe(0)
+  })
+})
+
+describe('openImage', () => {
+  it('rejects malformed CIDs, raw CIDs and unknown images with their codes', async () => {
+    const store = new MemoryBlockStore()
+    await expect(openImage(store, 'not-a-cid')).rejects.toMatchObject({ code: 'ERR_INVALID_CID' })
+    await expect(openImage(store, 'bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')).rejects.toMatchObject({
+      code: 'ERR_INVALID_CID',
+    })
+    await expect(openImage(store, 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')).rejects.toMatchObject({
+      code: 'ERR_NOT_FOUND',
+    })
+  })
+})
