@@ -3,7 +3,7 @@
 # outputs: libvips (vips), GDAL, and Python's numpy, tifffile, PIL and zstandard.
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
-packages=(libvips-tools gdal-bin python3-numpy python3-tifffile python3-pil python3-zstandard)
+packages=(libvips-tools gdal-bin python3-gdal python3-numpy python3-tifffile python3-pil python3-zstandard)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

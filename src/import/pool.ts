@@ -53,10 +53,14 @@ export class CompressPool {
   }
 
   #spawn(): Worker {
-    // Under the test runner this module is TypeScript source: load the worker through tsx.
-    const fromSource = import.meta.url.endsWith('.ts')
-    const url = new URL(fromSource ? './compress-worker.ts' : './compress-worker.js', import.meta.url)
-    const worker = new Worker(url, fromSource ? { execArgv: ['--import', 'tsx'] } : {})
+    const worker = import.meta.url.endsWith('.ts')
+      ? // Under the test runner this module is TypeScript source: load the worker through tsx,
+        // whose loader hooks must be registered inside the worker itself.
+        new Worker(
+          `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(new URL('./compress-worker.ts', import.meta.url).href)}) })`,
+          { eval: true },
+        )
+      : new Worker(new URL('./compress-worker.js', import.meta.url))
     worker.on('message', ({ id, result, error }: { id: number; result?: CompressResult; error?: string }) => {
       const pending = this.#pending.get(id)
       if (pending === undefined) return

@@ -1,0 +1,201 @@
+/**
+ * The one importer of `sharp` in Tessera. Decodes every raster format libvips reads that the
+ * hand-written decoders do not (PNG, JPEG, WebP, GIF, HEIF/AVIF, TIFFs not streamable by
+ * tiff.ts) with bounded memory: one sequential libvips pass writes the pixels to an
+ * uncompressed temporary `.v` file (libvips' native format: a 64-byte header, then plain rows;
+ * https://www.libvips.org/API/current/file-format.html), whose rows are then read by position.
+ * sharp cannot stream raw rows itself: `.raw().toBuffer()` returns the whole image at once.
+ *
+ * Pixel fidelity: the embedded ICC profile is returned, never applied (`ignoreIcc`); the
+ * output colourspace is set to the input's own interpretation so libvips converts nothing
+ * (by default sharp would turn gray into sRGB and 16-bit into 8-bit); EXIF orientation is
+ * not applied (pixels are stored as encoded). Anything that would need a colour conversion
+ * (CMYK, Lab, float, signed, more than 4 bands) is rejected instead.
+ */
+import { randomUUID } from 'node:crypto'
+import { type FileHandle, open, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp'
+import { CorruptInputError, InvalidArgumentError, LimitError, NotFoundError, UnsupportedFormatError } from '../../errors.js'
+import type { BitDepth, ColorModel, PixelFormat } from '../../format/interface.js'
+import { colorModelOf, pixelFormat } from '../../format/pixel.js'
+import type { DecodedImage, DecodeOptions } from './interface.js'
+import { RowFileImage, checkDimensions, readAt } from './rows.js'
+
+export type { Metadata, Sharp, SharpOptions }
+
+// Only raster loaders may run, whatever the file claims to be: no SVG/PDF rendering, no
+// libvips' own formats, nothing libvips marks untrusted (sharp docs, "block").
+sharp.block({ operation: ['VipsForeignLoad'] })
+sharp.unblock({
+  operation: ['VipsForeignLoadPng', 'VipsForeignLoadJpeg', 'VipsForeignLoadWebp', 'VipsForeignLoadTiff', 'VipsForeignLoadNsgif', 'VipsForeignLoadHeif'],
+})
+
+/**
+ * 'warning' (sharp's default, its strictest level) is the only one that rejects JPEGs with
+ * corrupt entropy data ("premature end of data segment"); 'error' and 'truncated' decode them
+ * into made-up pixels. All levels but 'none' reject truncated PNG and JPEG. The cost: JPEGs
+ * with benign warnings (some phone cameras) are refused as corrupt.
+ */
+export const FAIL_ON = 'warning' as const
+
+/** A sharp instance with Tessera's defaults (strict failOn, no EXIF rotation); `options` override. */
+export function sharpFor(input: string | Uint8Array, options: SharpOptions = {}): Sharp {
+  return sharp(input, { failOn: FAIL_ON, autoOrient: false, ...options })
+}
+
+/** sharp's `limitInputPixels` for a `maxPixels` (0 would mean "no limit" to sharp). */
+function pixelLimit(maxPixels: number): number {
+  return Math.max(1, Math.min(Math.floor(maxPixels), Number.MAX_SAFE_INTEGER))
+}
+
+/** Interpretation libvips gives each stored layout; anything else would be converted. */
+const SPACES: Record<ColorModel, Record<BitDepth, string>> = {
+  gray: { 8: 'b-w', 16: 'grey16' },
+  graya: { 8: 'b-w', 16: 'grey16' },
+  rgb: { 8: 'srgb', 16: 'rgb16' },
+  rgba: { 8: 'srgb', 16: 'rgb16' },
+}
+
+/** What `probe` found: the stored layout and the colourspace that keeps it unconverted. */
+export interface SharpProbe {
+  readonly width: number
+  readonly height: number
+  readonly format: PixelFormat
+  readonly space: string
+  readonly sourceFormat: string
+  readonly icc?: Uint8Array | undefined
+}
+
+/** Reads and validates the header through sharp: dimensions, limits, layout. No pixels. */
+export async function probe(path: string, options: Pick<DecodeOptions, 'maxPixels'>, head?: Uint8Array): Promise<SharpProbe> {
+  let meta: Metadata
+  try {
+    meta = await sharpFor(path, { limitInputPixels: pixelLimit(options.maxPixels) }).metadata()
+  } catch (error) {
+    throw mapSharpError(error, head)
+  }
+  const { width, height, channels, depth, space } = meta
+  checkDimensions(width, height, options.maxPixels, meta.format)
+  const bits = depth === 'uchar' ? 8 : depth === 'ushort' ? 16 : undefined
+  if (bits === undefined) throw new UnsupportedFormatError(`${meta.format} with ${depth} samples is not supported (only 8 or 16-bit unsigned)`)
+  if (channels < 1 || channels > 4) throw new UnsupportedFormatError(`${meta.format} with ${channels} channels is not supported`)
+  const colorModel = colorModelOf(channels)
+  const expected = SPACES[colorModel][bits]
+  if (space !== expected) {
+    throw new UnsupportedFormatError(`${meta.format} in colourspace ${space} with ${channels} channels is not supported (it would need converting)`)
+  }
+  const icc = meta.icc === undefined ? undefined : new Uint8Array(meta.icc)
+  return { width, height, format: pixelFormat(colorModel, bits), space, sourceFormat: meta.format, icc }
+}
+
+// libvips' .v header (file-format.html): magic, then int32 LE width, height, bands, unused,
+// band format. libvips' own docs swap the two magics; vips/image.h is right: a file written
+// on a little-endian machine starts b6 a6 f2 08, and its pixels are little-endian.
+const V_HEADER = 64
+const V_MAGIC_INTEL = [0xb6, 0xa6, 0xf2, 0x08]
+const V_FORMAT: Record<BitDepth, number> = { 8: 0, 16: 2 } // VIPS_FORMAT_UCHAR, VIPS_FORMAT_USHORT
+
+/**
+ * Decodes `path` with sharp into a temporary file in `options.tmpDir` and serves its rows.
+ * `head` (the file's first bytes) tells corrupt files of a known format from unknown ones.
+ */
+export async function openSharp(path: string, options: DecodeOptions, head?: Uint8Array): Promise<DecodedImage> {
+  options.signal?.throwIfAborted()
+  const info = await probe(path, options, head)
+  const dir = await stat(options.tmpDir).catch(() => undefined)
+  if (dir?.isDirectory() !== true) throw new InvalidArgumentError(`tmpDir ${options.tmpDir} is not a directory`)
+  const tmp = join(options.tmpDir, `tessera-decode-${randomUUID()}.v`)
+  let removed = false
+  const remove = async (): Promise<void> => {
+    if (!removed) await rm(tmp, { force: true })
+    removed = true
+  }
+  try {
+    try {
+      // One sequential libvips pass; peak memory ~100-200 MiB whatever the image size.
+      await sharpFor(path, { limitInputPixels: pixelLimit(options.maxPixels), ignoreIcc: true, sequentialRead: true })
+        .toColourspace(info.space)
+        .toFile(tmp)
+    } catch (error) {
+      throw mapSharpError(error, head, tmp)
+    }
+    options.signal?.throwIfAborted()
+    const handle = await open(tmp, 'r')
+    try {
+      await checkVHeader(handle, tmp, info)
+      // Unlinking now frees the space even if close() is never called; where the OS refuses
+      // to unlink an open file, close() does it.
+      await remove().catch(() => undefined)
+      return new RowFileImage({
+        handle,
+        dataOffset: V_HEADER,
+        width: info.width,
+        height: info.height,
+        format: info.format,
+        sourceFormat: info.sourceFormat,
+        icc: info.icc,
+        bigEndian: false,
+        cleanup: remove,
+      })
+    } catch (error) {
+      await handle.close()
+      throw error
+    }
+  } catch (error) {
+    await remove()
+    throw error
+  }
+}
+
+/** Confirms that libvips wrote exactly the layout `probe` promised, unconverted. */
+async function checkVHeader(handle: FileHandle, tmp: string, info: SharpProbe): Promise<void> {
+  const header = await readAt(handle, 0, V_HEADER, 'libvips temporary file')
+  const view = new DataView(header.buffer)
+  const fields = [1, 2, 3, 5, 6].map((i) => view.getInt32(i * 4, true))
+  const expected = [info.width, info.height, info.format.channels, V_FORMAT[info.format.bitsPerSample], 0]
+  if (V_MAGIC_INTEL.some((b, i) => header[i] !== b) || fields.some((f, i) => f !== expected[i])) {
+    // Not the input's fault: sharp or libvips did something this module does not expect.
+    throw new Error(`Unexpected libvips output in ${tmp}: header fields ${fields.join(',')}, expected ${expected.join(',')}`)
+  }
+  const rowBytes = info.width * info.format.channels * (info.format.bitsPerSample / 8)
+  const { size } = await handle.stat()
+  if (size < V_HEADER + rowBytes * info.height) throw new Error(`libvips temporary file ${tmp} is shorter than its pixels`)
+}
+
+/** Whether the first bytes are the signature of a raster format sharp's libvips decodes. */
+export function isKnownRaster(head: Uint8Array): boolean {
+  const at = (offset: number, text: string): boolean => [...text].every((c, i) => head[offset + i] === c.charCodeAt(0))
+  return (
+    at(0, '\x89PNG\r\n\x1a\n') ||
+    (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) ||
+    (at(0, 'RIFF') && at(8, 'WEBP')) ||
+    at(0, 'GIF8') ||
+    at(0, 'II*\0') ||
+    at(0, 'MM\0*') ||
+    at(4, 'ftyp')
+  )
+}
+
+/**
+ * Maps a sharp/libvips error to a Tessera error. sharp's errors carry only a message, so this
+ * matches the messages sharp 0.35 / libvips 8.18 produce; the message is kept for people.
+ */
+export function mapSharpError(error: unknown, head?: Uint8Array, tmp?: string): Error {
+  const message = error instanceof Error ? error.message : String(error)
+  const detail = message.split('\n')[0]
+  if (/Input file is missing/i.test(message)) return new NotFoundError(detail ?? message, { cause: error })
+  if (/exceeds pixel limit/i.test(message)) return new LimitError(`sharp: ${detail}`)
+  if (tmp !== undefined && message.includes(tmp)) {
+    return new Error(`Could not write the temporary file ${tmp}: ${detail}`, { cause: error })
+  }
+  if (/unsupported image format/i.test(message)) {
+    // libvips says "unsupported" when no loader recognises the bytes, also for a known
+    // format cut short before its header ends: the signature tells which it is.
+    if (head !== undefined && isKnownRaster(head)) return new CorruptInputError(`Unreadable image: ${detail}`, { cause: error })
+    return new UnsupportedFormatError(`Unsupported image format: ${detail}`, { cause: error })
+  }
+  // Everything else libvips reports while reading (bad header, truncation, decoder errors,
+  // warnings under failOn 'warning') means the input is not a valid image.
+  return new CorruptInputError(`Invalid image: ${message.replace(/\s+/g, ' ').trim()}`, { cause: error })
+}

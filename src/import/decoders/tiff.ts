@@ -1,0 +1,395 @@
+/**
+ * A streaming reader for the TIFFs Tessera can decode cheaply by itself: classic and BigTIFF,
+ * either byte order, strips or tiles, chunky 8/16-bit unsigned gray/RGB (+alpha), compression
+ * none, deflate or zstd, predictor 1 or 2. It exists because sharp's libvips cannot read zstd
+ * TIFF, and because reading tiles by position keeps memory to one row of tiles.
+ * Every other TIFF is routed to the sharp decoder (`tiffRoute`), except WhiteIsZero, which
+ * libvips would invert. Specs: TIFF 6.0 (https://www.itu.int/itudoc/itu-t/com16/tiff-fx/docs/tiff6.pdf),
+ * BigTIFF (https://www.awaresystems.be/imaging/tiff/bigtiff.html), zstd id 50000 from libtiff.
+ */
+import type { FileHandle } from 'node:fs/promises'
+import { inflateSync } from 'node:zlib'
+import { CorruptInputError, InvalidArgumentError, UnsupportedFormatError } from '../../errors.js'
+import type { Band, PixelFormat } from '../../format/interface.js'
+import { colorModelOf, pixelFormat } from '../../format/pixel.js'
+import { decodePredictor } from '../../format/predictor.js'
+import { zstdDecompress } from '../../format/tile-codec.js'
+import type { BandOptions, DecodedImage } from './interface.js'
+import { checkBandHeight, readAt, readExact, swap16 } from './rows.js'
+
+/** Largest decoded row of strips or tiles we hold at once; bigger ones go to sharp. */
+const MAX_CHUNK_ROW_BYTES = 256 * 1024 * 1024
+const MAX_IFD_ENTRIES = 4096
+
+const TAG = {
+  ImageWidth: 256,
+  ImageLength: 257,
+  BitsPerSample: 258,
+  Compression: 259,
+  Photometric: 262,
+  StripOffsets: 273,
+  SamplesPerPixel: 277,
+  RowsPerStrip: 278,
+  StripByteCounts: 279,
+  PlanarConfiguration: 284,
+  Predictor: 317,
+  TileWidth: 322,
+  TileLength: 323,
+  TileOffsets: 324,
+  TileByteCounts: 325,
+  ExtraSamples: 338,
+  SampleFormat: 339,
+  IccProfile: 34675,
+} as const
+
+const COMPRESSION_NONE = 1
+const COMPRESSION_DEFLATE = 8
+const COMPRESSION_DEFLATE_OLD = 32946
+const COMPRESSION_ZSTD = 50000
+
+// Bytes per value of each TIFF field type (TIFF 6.0 section 2; 16-18 from BigTIFF).
+const TYPE_SIZE: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8 }
+
+/** The first IFD's fields that matter for decoding. */
+export interface TiffHeader {
+  readonly littleEndian: boolean
+  readonly bigTiff: boolean
+  readonly width: number
+  readonly height: number
+  readonly samplesPerPixel: number
+  readonly bitsPerSample: readonly number[]
+  readonly sampleFormat: readonly number[]
+  readonly compression: number
+  readonly photometric: number | undefined
+  readonly planarConfiguration: number
+  readonly predictor: number
+  readonly extraSamples: readonly number[]
+  readonly tiled: boolean
+  /** Tile width, or the image width for strips. */
+  readonly chunkWidth: number
+  /** Tile length, or RowsPerStrip clamped to the image height. */
+  readonly chunkHeight: number
+  readonly offsets: readonly number[]
+  readonly byteCounts: readonly number[]
+  readonly icc?: Uint8Array | undefined
+}
+
+/** Whether the first bytes are a TIFF or BigTIFF header, either byte order. */
+export function isTiff(head: Uint8Array): boolean {
+  if (head.length < 4) return false
+  const ii = head[0] === 0x49 && head[1] === 0x49 && head[3] === 0
+  const mm = head[0] === 0x4d && head[1] === 0x4d && head[2] === 0
+  return (ii && (head[2] === 42 || head[2] === 43)) || (mm && (head[3] === 42 || head[3] === 43))
+}
+
+interface Entry {
+  readonly type: number
+  readonly count: number
+  /** Where the value bytes are: inline in the IFD or at an offset. */
+  readonly bytes: Uint8Array | undefined
+  readonly offset: number
+}
+
+/** Reads the header and first IFD. Throws CorruptInputError on anything malformed. */
+export async function readTiffHeader(handle: FileHandle, fileSize: number): Promise<TiffHeader> {
+  const head = await readAt(handle, 0, Math.min(16, fileSize), 'TIFF header')
+  if (!isTiff(head)) throw new UnsupportedFormatError('Not a TIFF file')
+  const littleEndian = head[0] === 0x49
+  const view = new DataView(head.buffer, head.byteOffset, head.length)
+  const bigTiff = view.getUint16(2, littleEndian) === 43
+  if (head.length < (bigTiff ? 16 : 8)) throw new CorruptInputError('TIFF header is truncated')
+  if (bigTiff && (view.getUint16(4, littleEndian) !== 8 || view.getUint16(6, littleEndian) !== 0)) {
+    throw new CorruptInputError('BigTIFF header has an unsupported offset size')
+  }
+  const ifdOffset = bigTiff ? safe(view.getBigUint64(8, littleEndian)) : view.getUint32(4, littleEndian)
+  const countSize = bigTiff ? 8 : 2
+  const entrySize = bigTiff ? 20 : 12
+  if (ifdOffset < 8 || ifdOffset + countSize > fileSize) throw new CorruptInputError(`TIFF IFD offset ${ifdOffset} is outside the file (truncated?)`)
+  const countBytes = await readAt(handle, ifdOffset, countSize, 'TIFF IFD')
+  const countView = new DataView(countBytes.buffer)
+  const count = bigTiff ? safe(countView.getBigUint64(0, littleEndian)) : countView.getUint16(0, littleEndian)
+  if (count === 0 || count > MAX_IFD_ENTRIES) throw new CorruptInputError(`TIFF IFD has ${count} entries`)
+  const ifd = await readAt(handle, ifdOffset + countSize, count * entrySize, 'TIFF IFD')
+  const ifdView = new DataView(ifd.buffer)
+
+  const entries = new Map<number, Entry>()
+  for (let i = 0; i < count; i++) {
+    const at = i * entrySize
+    const tag = ifdView.getUint16(at, littleEndian)
+    const type = ifdView.getUint16(at + 2, littleEndian)
+    const size = TYPE_SIZE[type]
+    if (size === undefined) continue // unknown types must be ignored (TIFF 6.0 section 2)
+    const n = bigTiff ? safe(ifdView.getBigUint64(at + 4, littleEndian)) : ifdView.getUint32(at + 4, littleEndian)
+    const valueAt = at + (bigTiff ? 12 : 8)
+    const inline = n * size <= (bigTiff ? 8 : 4)
+    const offset = inline ? 0 : bigTiff ? safe(ifdView.getBigUint64(valueAt, littleEndian)) : ifdView.getUint32(valueAt, littleEndian)
+    if (!inline && offset + n * size > fileSize) {
+      throw new CorruptInputError(`TIFF tag ${tag} values lie outside the file (truncated?)`)
+    }
+    entries.set(tag, { type, count: n, offset, bytes: inline ? ifd.subarray(valueAt, valueAt + n * size) : undefined })
+  }
+
+  const bytesOf = async (entry: Entry): Promise<Uint8Array> =>
+    entry.bytes ?? (await readAt(handle, entry.offset, entry.count * TYPE_SIZE[entry.type]!, 'TIFF tag'))
+  const numbers = async (tag: number): Promise<number[] | undefined> => {
+    const entry = entries.get(tag)
+    if (entry === undefined) return undefined
+    const bytes = await bytesOf(entry)
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length)
+    const out = new Array<number>(entry.count)
+    for (let i = 0; i < entry.count; i++) {
+      switch (entry.type) {
+        case 1:
+        case 7:
+          out[i] = dv.getUint8(i)
+          break
+        case 3:
+          out[i] = dv.getUint16(i * 2, littleEndian)
+          break
+        case 4:
+        case 13:
+          out[i] = dv.getUint32(i * 4, littleEndian)
+          break
+        case 16:
+        case 18:
+          out[i] = safe(dv.getBigUint64(i * 8, littleEndian))
+          break
+        default:
+          throw new CorruptInputError(`TIFF tag ${tag} has type ${entry.type}, expected an unsigned integer`)
+      }
+    }
+    return out
+  }
+  const one = async (tag: number, fallback?: number): Promise<number> => {
+    const values = await numbers(tag)
+    const value = values?.[0] ?? fallback
+    if (value === undefined) throw new CorruptInputError(`TIFF is missing required tag ${tag}`)
+    return value
+  }
+
+  const width = await one(TAG.ImageWidth)
+  const height = await one(TAG.ImageLength)
+  const samplesPerPixel = await one(TAG.SamplesPerPixel, 1)
+  const perSample = async (tag: number, fallback: number): Promise<number[]> => {
+    const values = (await numbers(tag)) ?? [fallback]
+    // One value may stand for all samples; libtiff accepts that too.
+    return values.length >= samplesPerPixel ? values.slice(0, samplesPerPixel) : new Array<number>(samplesPerPixel).fill(values[0]!)
+  }
+  const tiled = entries.has(TAG.TileWidth) || entries.has(TAG.TileOffsets)
+  const chunkWidth = tiled ? await one(TAG.TileWidth) : width
+  const chunkHeight = tiled ? await one(TAG.TileLength) : Math.min(await one(TAG.RowsPerStrip, 0xffffffff), height)
+  const offsets = await numbers(tiled ? TAG.TileOffsets : TAG.StripOffsets)
+  const byteCounts = await numbers(tiled ? TAG.TileByteCounts : TAG.StripByteCounts)
+  if (offsets === undefined || byteCounts === undefined || offsets.length !== byteCounts.length) {
+    throw new CorruptInputError('TIFF has missing or mismatched strip/tile offsets and byte counts')
+  }
+  for (let i = 0; i < offsets.length; i++) {
+    if (offsets[i]! + byteCounts[i]! > fileSize) {
+      throw new CorruptInputError(`TIFF ${tiled ? 'tile' : 'strip'} ${i} lies outside the file (truncated?)`)
+    }
+  }
+  if (chunkWidth < 1 || chunkHeight < 1) throw new CorruptInputError(`TIFF ${tiled ? 'tile' : 'strip'} size is zero`)
+  const iccEntry = entries.get(TAG.IccProfile)
+  return {
+    littleEndian,
+    bigTiff,
+    width,
+    height,
+    samplesPerPixel,
+    bitsPerSample: await perSample(TAG.BitsPerSample, 1),
+    sampleFormat: await perSample(TAG.SampleFormat, 1),
+    compression: await one(TAG.Compression, COMPRESSION_NONE),
+    photometric: (await numbers(TAG.Photometric))?.[0],
+    planarConfiguration: await one(TAG.PlanarConfiguration, 1),
+    predictor: await one(TAG.Predictor, 1),
+    extraSamples: (await numbers(TAG.ExtraSamples)) ?? [],
+    tiled,
+    chunkWidth,
+    chunkHeight,
+    offsets,
+    byteCounts,
+    icc: iccEntry === undefined ? undefined : (await bytesOf(iccEntry)).slice(),
+  }
+}
+
+function safe(value: bigint): number {
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new CorruptInputError('TIFF offset or count is too large')
+  return Number(value)
+}
+
+/** Whether this reader streams the TIFF, or sharp must decode it (and why). */
+export type TiffRoute =
+  | { readonly stream: true; readonly format: PixelFormat }
+  | { readonly stream: false; readonly reason: string }
+
+/**
+ * Decides who decodes `header`. Throws UnsupportedFormatError for WhiteIsZero, which libvips
+ * would invert: Tessera stores samples as encoded, and an inverted copy would not be that.
+ */
+export function tiffRoute(header: TiffHeader): TiffRoute {
+  const { samplesPerPixel: spp, photometric } = header
+  if (photometric === 0) throw new UnsupportedFormatError('TIFF Photometric WhiteIsZero is not supported (it would have to be inverted)')
+  const sharp = (reason: string): TiffRoute => ({ stream: false, reason })
+  if (spp < 1 || spp > 4) return sharp(`${spp} samples per pixel`)
+  if (header.planarConfiguration !== 1 && spp > 1) return sharp('PlanarConfiguration 2')
+  const compressions: readonly number[] = [COMPRESSION_NONE, COMPRESSION_DEFLATE, COMPRESSION_DEFLATE_OLD, COMPRESSION_ZSTD]
+  if (!compressions.includes(header.compression)) return sharp(`compression ${header.compression}`)
+  const bits = header.bitsPerSample[0]!
+  if ((bits !== 8 && bits !== 16) || header.bitsPerSample.some((b) => b !== bits)) return sharp(`${header.bitsPerSample.join('/')} bits per sample`)
+  if (header.sampleFormat.some((f) => f !== 1)) return sharp(`SampleFormat ${header.sampleFormat.join('/')}`)
+  const extra = spp === 2 || spp === 4 ? 1 : 0
+  const gray = photometric === 1 && (spp === 1 || spp === 2)
+  const rgb = photometric === 2 && (spp === 3 || spp === 4)
+  if (!gray && !rgb) return sharp(`Photometric ${photometric} with ${spp} samples`)
+  // The extra sample must be alpha (1 associated, 2 unassociated) or unspecified (0).
+  if (header.extraSamples.length !== extra || header.extraSamples.some((e) => e > 2)) return sharp(`ExtraSamples ${header.extraSamples.join('/')}`)
+  if (header.predictor !== 1 && header.predictor !== 2) return sharp(`Predictor ${header.predictor}`)
+  // libtiff applies no predictor to uncompressed data; leave that oddity to it.
+  if (header.predictor === 2 && header.compression === COMPRESSION_NONE) return sharp('Predictor 2 without compression')
+  const bytesPerPixel = spp * (bits / 8)
+  const uncompressedStrips = !header.tiled && header.compression === COMPRESSION_NONE
+  const chunkRowBytes = Math.ceil(header.width / header.chunkWidth) * header.chunkWidth * header.chunkHeight * bytesPerPixel
+  if (!uncompressedStrips && chunkRowBytes > MAX_CHUNK_ROW_BYTES) return sharp(`${chunkRowBytes} bytes per row of strips or tiles`)
+  return { stream: true, format: pixelFormat(colorModelOf(spp), bits as 8 | 16) }
+}
+
+/** A DecodedImage that reads the strips or tiles of a streamable TIFF by position. */
+export class TiffImage implements DecodedImage {
+  readonly width: number
+  readonly height: number
+  readonly format: PixelFormat
+  readonly sourceFormat = 'tiff'
+  readonly icc: Uint8Array | undefined
+  readonly #handle: FileHandle
+  readonly #header: TiffHeader
+  readonly #bpp: number
+  readonly #across: number
+  #cache: { readonly row: number; readonly chunks: Uint8Array[] } | undefined
+  #started = false
+  #closed: Promise<void> | undefined
+
+  /** Takes ownership of `handle`; `format` comes from `tiffRoute(header)`. */
+  constructor(handle: FileHandle, header: TiffHeader, format: PixelFormat) {
+    this.#handle = handle
+    this.#header = header
+    this.width = header.width
+    this.height = header.height
+    this.format = format
+    this.icc = header.icc
+    this.#bpp = format.channels * (format.bitsPerSample / 8)
+    this.#across = Math.ceil(header.width / header.chunkWidth)
+    const needed = this.#across * Math.ceil(header.height / header.chunkHeight)
+    if (header.offsets.length < needed) {
+      throw new CorruptInputError(`TIFF has ${header.offsets.length} ${header.tiled ? 'tiles' : 'strips'}, expected ${needed}`)
+    }
+  }
+
+  bands(bandHeight: number, options: BandOptions = {}): AsyncIterable<Band> {
+    checkBandHeight(bandHeight)
+    if (this.#started) throw new InvalidArgumentError('bands() can be called once per decoder')
+    if (this.#closed !== undefined) throw new InvalidArgumentError('Decoder is closed')
+    this.#started = true
+    return this.#bands(bandHeight, options.signal)
+  }
+
+  async *#bands(bandHeight: number, signal: AbortSignal | undefined): AsyncGenerator<Band> {
+    const direct = !this.#header.tiled && this.#header.compression === COMPRESSION_NONE
+    for (let y = 0; y < this.height; y += bandHeight) {
+      signal?.throwIfAborted()
+      if (this.#closed !== undefined) throw new InvalidArgumentError('Decoder is closed')
+      const height = Math.min(bandHeight, this.height - y)
+      const data = new Uint8Array(height * this.width * this.#bpp)
+      if (direct) await this.#readRows(data, y, height)
+      else await this.#copyChunks(data, y, height)
+      yield { y, height, data }
+    }
+    this.#cache = undefined
+  }
+
+  /** Uncompressed strips: rows are read straight from the file, whatever RowsPerStrip is. */
+  async #readRows(data: Uint8Array, y: number, height: number): Promise<void> {
+    const { chunkHeight: rps, offsets, byteCounts } = this.#header
+    const rowBytes = this.width * this.#bpp
+    for (let row = y; row < y + height; ) {
+      const strip = Math.floor(row / rps)
+      const first = row - strip * rps
+      const rows = Math.min(rps - first, y + height - row)
+      if (byteCounts[strip]! < (first + rows) * rowBytes) throw new CorruptInputError(`TIFF strip ${strip} is shorter than its rows`)
+      const target = data.subarray((row - y) * rowBytes, (row - y + rows) * rowBytes)
+      await readExact(this.#handle, target, offsets[strip]! + first * rowBytes, `TIFF strip ${strip}`)
+      row += rows
+    }
+    if (!this.#header.littleEndian && this.format.bitsPerSample === 16) swap16(data)
+  }
+
+  /** Compressed strips or any tiles: decode each needed row of chunks once, copy its rows. */
+  async #copyChunks(data: Uint8Array, y: number, height: number): Promise<void> {
+    const { chunkWidth, chunkHeight } = this.#header
+    const rowBytes = this.width * this.#bpp
+    const chunkRowBytes = chunkWidth * this.#bpp
+    for (let row = Math.floor(y / chunkHeight); row * chunkHeight < y + height; row++) {
+      const chunks = await this.#chunkRow(row)
+      const top = Math.max(y, row * chunkHeight)
+      const bottom = Math.min(y + height, (row + 1) * chunkHeight)
+      for (let across = 0; across < this.#across; across++) {
+        const chunk = chunks[across]!
+        const x = across * chunkWidth
+        const bytes = Math.min(chunkWidth, this.width - x) * this.#bpp
+        for (let r = top; r < bottom; r++) {
+          const from = (r - row * chunkHeight) * chunkRowBytes
+          data.set(chunk.subarray(from, from + bytes), (r - y) * rowBytes + x * this.#bpp)
+        }
+      }
+    }
+  }
+
+  async #chunkRow(row: number): Promise<Uint8Array[]> {
+    if (this.#cache?.row === row) return this.#cache.chunks
+    this.#cache = undefined // let the previous row be collected before decoding the next
+    const { offsets, byteCounts } = this.#header
+    const indices = Array.from({ length: this.#across }, (_, i) => row * this.#across + i)
+    const raw = await Promise.all(indices.map((i) => readAt(this.#handle, offsets[i]!, byteCounts[i]!, `TIFF chunk ${i}`)))
+    const chunks = raw.map((bytes, i) => this.#decode(bytes, indices[i]!, row))
+    this.#cache = { row, chunks }
+    return chunks
+  }
+
+  /** Decompresses one strip or tile, makes 16-bit samples little-endian, undoes the predictor. */
+  #decode(bytes: Uint8Array, index: number, row: number): Uint8Array {
+    const { chunkWidth, chunkHeight, compression, tiled } = this.#header
+    const name = `TIFF ${tiled ? 'tile' : 'strip'} ${index}`
+    // Tiles are always whole; the last strip holds only the rows that remain.
+    const rows = tiled ? chunkHeight : Math.min(chunkHeight, this.height - row * chunkHeight)
+    const needed = rows * chunkWidth * this.#bpp
+    const full = chunkHeight * chunkWidth * this.#bpp
+    if (bytes.length === 0) throw new CorruptInputError(`${name} is empty`)
+    let out: Uint8Array
+    try {
+      if (compression === COMPRESSION_ZSTD) {
+        // libtiff records the content size in each frame, but pass the size anyway: another
+        // writer may omit it, and it bounds the output.
+        out = zstdDecompress(bytes, full)
+      } else if (compression === COMPRESSION_NONE) {
+        out = bytes
+      } else {
+        out = inflateSync(bytes, { maxOutputLength: full })
+      }
+    } catch (cause) {
+      throw new CorruptInputError(`${name} does not decompress`, { cause })
+    }
+    if (out.length < needed) throw new CorruptInputError(`${name} decoded to ${out.length} bytes, expected ${needed}`)
+    // 16-bit samples need 2-byte alignment for the predictor's Uint16Array view.
+    let pixels = out.subarray(0, needed)
+    if (pixels.byteOffset % 2 !== 0) pixels = pixels.slice()
+    if (this.format.bitsPerSample === 16 && !this.#header.littleEndian) swap16(pixels)
+    // Predictor 2 works on sample values, so it runs after the byte swap (libtiff tif_predict.c).
+    if (this.#header.predictor === 2) decodePredictor(pixels, chunkWidth, this.format.channels, this.format.bitsPerSample)
+    return pixels
+  }
+
+  close(): Promise<void> {
+    this.#cache = undefined
+    this.#closed ??= this.#handle.close()
+    return this.#closed
+  }
+}
