@@ -170,3 +170,17 @@ describe('openImage', () => {
     })
   })
 })
+
+describe('import limits', () => {
+  it('refuses tile sizes whose payloads could exceed the 1 MiB block limit, and bad codec settings', async () => {
+    const store = new MemoryBlockStore()
+    const path = join(dir, 'limits.pam')
+    await writePam(path, makeImage(20, 20, 4, 16))
+    await expect(importImage(store, path, { tileSize: 512 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(importImage(store, path, { zstdLevel: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(importImage(store, path, { zstdLevel: 23 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    expect(store.blocks.size).toBe(0)
+    const ok = await importImage(store, path, { tileSize: 352, workers: 0 })
+    expect(ok.manifest.tileSize).toBe(352)
+  })
+})

@@ -131,6 +131,11 @@ def main():
     gdal_tiff('rgb8-tiled-zstd-be-bigtiff.tif', rgb8,
               ['COMPRESS=ZSTD', 'PREDICTOR=2', 'TILED=YES', 'BLOCKXSIZE=64', 'BLOCKYSIZE=32',
                'ENDIANNESS=BIG', 'BIGTIFF=YES', 'PHOTOMETRIC=RGB'])
+    # EXIF Orientation 6 ("rotate 90 CW to display"): decoders keep the pixels as encoded, so
+    # the truth is the unrotated decode, the same as rgb8.jpg's (same encoder, same quality).
+    exif = im.getexif()
+    exif[0x0112] = 6
+    im.save(path('rgb8-orient6.jpg'), quality=90, exif=exif.tobytes())
     # JPEG has no lossless truth: the oracle is libjpeg-turbo's decode through PIL, which
     # matched sharp's (mozjpeg) decode byte for byte when these fixtures were made.
     truth('rgb8-jpeg.npy', np.asarray(Image.open(path('rgb8.jpg')).convert('RGB')))
@@ -175,6 +180,7 @@ def main():
     p = Image.fromarray(index, 'P')
     p.putpalette(palette.flatten().tolist())
     p.save(path('palette.png'))
+    p.save(path('palette.gif'))
     truth('palette.npy', palette[index])
     # 1-bit gray PNG: expands to 0 / 255 (PNG spec 13.12, bit depth scaling).
     bits = gray8 >= 128
@@ -221,6 +227,8 @@ def main():
     lzw[lzw_offsets[0] + 10: lzw_offsets[0] + 200] = bytes([0xFF]) * 190
     open(neg('corrupt-lzw.tif'), 'wb').write(bytes(lzw))
 
+    # zstd with PlanarConfiguration 2: not streamable by tiff.ts, and sharp's libtiff lacks zstd.
+    gdal_tiff('bad/zstd-planar.tif', small, ['COMPRESS=ZSTD', 'INTERLEAVE=BAND', 'PHOTOMETRIC=RGB'])
     open(neg('text.png'), 'w').write('This is not a PNG, only a text file with a .png name.\n')
     open(neg('empty.png'), 'wb').close()
     # A valid-looking PNG declaring 100000 x 100000 pixels with almost no data (a "bomb").

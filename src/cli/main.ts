@@ -35,6 +35,10 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       return 1
     }
     if ((error as NodeJS.ErrnoException).code === 'EPIPE') return 0
+    if ((error as Error).name === 'AbortError') {
+      io.stderr.write('tessera: ERR_ABORTED: the operation was cancelled\n')
+      return 1
+    }
     io.stderr.write(`tessera: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
     return 1
   }
@@ -64,10 +68,10 @@ function buildProgram(io: CliIo): Command {
     .option('--pyramid', 'also build the downscaled pyramid levels')
     .option('--max-pixels <n>', 'refuse images with more pixels (decompression-bomb guard)', int)
     .option('--label <text>', 'label of the image (default: the file name)')
-    .option('--workers <n>', 'compression threads (default: one per core)', int)
+    .option('--workers <n>', 'compression threads (default: one per core, at most 8)', int)
     .action(async (files: string[], opts) => {
       const { openStore, importImage } = await import('../image.js')
-      const store = await openStore(storeDir(io, opts.store))
+      const store = await openStore(await storeDir(io, opts.store))
       try {
         for (const file of files) {
           const progress = progressBar(io, file)
@@ -96,7 +100,7 @@ function buildProgram(io: CliIo): Command {
     .option('--json', 'print JSON')
     .action(async (cid: string, opts) => {
       const { openStore, openImage, imageInfo } = await import('../image.js')
-      const store = await openStore(storeDir(io, opts.store), { create: false })
+      const store = await openStore(await storeDir(io, opts.store), { create: false })
       try {
         const info = await imageInfo(await openImage(store, cid))
         if (opts.json) {
@@ -153,7 +157,7 @@ function buildProgram(io: CliIo): Command {
     .addOption(storeOption())
     .action(async (cid: string, opts) => {
       const { openStore, verifyImage } = await import('../image.js')
-      const store = await openStore(storeDir(io, opts.store), { create: false })
+      const store = await openStore(await storeDir(io, opts.store), { create: false })
       try {
         const result = await verifyImage(store, cid)
         for (const problem of result.problems) io.stderr.write(`${problem.cid}: ${problem.code}: ${problem.message}\n`)
@@ -172,7 +176,7 @@ function buildProgram(io: CliIo): Command {
     .addOption(storeOption())
     .action(async (opts) => {
       const { openStore } = await import('../image.js')
-      const store = await openStore(storeDir(io, opts.store), { create: false })
+      const store = await openStore(await storeDir(io, opts.store), { create: false })
       try {
         for await (const pin of store.pins()) io.stdout.write(`${pin.cid}\t${new Date(pin.added).toISOString()}\t${pin.label}\n`)
       } finally {
@@ -187,7 +191,7 @@ async function writeImage(io: CliIo, cid: string, opts: Record<string, unknown>,
   const { openStore, openImage, cropImage, exportImage, emptyStats } = await import('../image.js')
   const output = String(opts.output)
   const format = (opts.format as string | undefined) ?? formatFromPath(output) ?? 'tiff'
-  const store = await openStore(storeDir(io, opts.store as string | undefined), { create: false })
+  const store = await openStore(await storeDir(io, opts.store as string | undefined), { create: false })
   const stats = emptyStats()
   try {
     const image = await openImage(store, cid)
@@ -239,9 +243,9 @@ function formatFromPath(path: string): string | undefined {
   return ext !== undefined && (FORMATS as readonly string[]).includes(ext) ? ext : undefined
 }
 
-function storeDir(io: CliIo, option: string | undefined): string | undefined {
-  if (option !== undefined) return resolve(io.cwd, option)
-  return io.env.TESSERA_STORE ? resolve(io.cwd, io.env.TESSERA_STORE) : undefined
+async function storeDir(io: CliIo, option: string | undefined): Promise<string> {
+  const { defaultStoreDir } = await import('../store/location.js')
+  return resolve(io.cwd, option ?? defaultStoreDir(io.env))
 }
 
 function int(value: string): number {

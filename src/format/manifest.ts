@@ -91,7 +91,7 @@ const CHANNELS = { gray: 1, graya: 2, rgb: 3, rgba: 4 } as const
 /** Decodes and validates an image root block. Throws IntegrityError if it is not one. */
 export function decodeManifest(bytes: Uint8Array): ImageManifest {
   const value = record(decodeCbor(bytes), 'image root')
-  const tessera = int(value.tessera, 'tessera', 1, 1)
+  const tessera = int(value.tessera, 'tessera', 1)
   if (tessera !== FORMAT_VERSION) throw new IntegrityError(`Unsupported format version ${tessera}`)
   const width = int(value.width, 'width', 1)
   const height = int(value.height, 'height', 1)
@@ -106,7 +106,7 @@ export function decodeManifest(bytes: Uint8Array): ImageManifest {
   const codecValue = record(value.codec, 'codec')
   if (codecValue.name !== 'zstd') throw invalid('codec.name')
   const predictor = int(codecValue.predictor, 'codec.predictor', 1, 2) as 1 | 2
-  const codec: TileCodec = { name: 'zstd', level: int(codecValue.level, 'codec.level', -131072, 22), predictor }
+  const codec: TileCodec = { name: 'zstd', level: int(codecValue.level, 'codec.level', 1, 22), predictor }
   if (!Array.isArray(value.levels)) throw invalid('levels')
   const expected = pyramidSizes(width, height, tileSize)
   if (value.levels.length < 1 || value.levels.length > expected.length) throw invalid('levels')

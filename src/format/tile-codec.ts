@@ -8,11 +8,23 @@ import { CorruptInputError, IntegrityError } from '../errors.js'
 import type { TileCodec } from './interface.js'
 import { decodePredictor, encodePredictor } from './predictor.js'
 
+interface ZstdCCtx {
+  compress(dst: Uint8Array, src: Uint8Array, level: number): number
+  setParameter(param: number, value: number): void
+  reset(directive: number): void
+  /** [bytes left to flush, bytes produced, bytes consumed] */
+  compressStream2(dst: Uint8Array, src: Uint8Array, endOp: number): [number, number, number]
+}
+
 interface ZstdBinding {
-  CCtx: new () => { compress(dst: Uint8Array, src: Uint8Array, level: number): number }
+  CCtx: new () => ZstdCCtx
   DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number }
   compressBound(size: number): number
   getFrameContentSize(frame: Uint8Array): number | null
+  findFrameCompressedSize(frame: Uint8Array): number
+  CParameter: { compressionLevel: number }
+  EndDirective: { continue: number; end: number }
+  ResetDirective: { sessionOnly: number }
 }
 
 const require = createRequire(import.meta.url)
@@ -43,7 +55,7 @@ export class TileCoder {
   readonly shape: TileShape
   readonly codec: TileCodec
   readonly #bytes: number
-  #cctx: InstanceType<ZstdBinding['CCtx']> | undefined
+  #cctx: ZstdCCtx | undefined
   #dctx: InstanceType<ZstdBinding['DCtx']> | undefined
   #scratch: Uint8Array | undefined
   #out: Uint8Array | undefined
@@ -67,10 +79,12 @@ export class TileCoder {
       encodePredictor(this.#scratch, this.shape.tileSize, this.shape.channels, this.shape.bitsPerSample)
       source = this.#scratch
     }
-    this.#cctx ??= new zstd.CCtx()
+    if (this.#cctx === undefined) {
+      this.#cctx = new zstd.CCtx()
+      this.#cctx.setParameter(zstd.CParameter.compressionLevel, this.codec.level)
+    }
     this.#out ??= new Uint8Array(zstd.compressBound(this.#bytes))
-    const length = this.#cctx.compress(this.#out, source, this.codec.level)
-    return this.#out.slice(0, length)
+    return streamFrame(this.#cctx, source, this.#out)
   }
 
   /**
@@ -87,11 +101,43 @@ export class TileCoder {
       throw new IntegrityError('Tile payload is not a valid zstd frame', { cause })
     }
     if (length !== this.#bytes) throw new IntegrityError(`Tile payload decoded to ${length} bytes, expected ${this.#bytes}`)
+    if (zstd.findFrameCompressedSize(payload) !== payload.length) throw new IntegrityError('Tile payload is not exactly one zstd frame')
     if (this.codec.predictor === 2) {
       decodePredictor(target.subarray(0, this.#bytes), this.shape.tileSize, this.shape.channels, this.shape.bitsPerSample)
     }
     return target
   }
+}
+
+/**
+ * Compresses `source` into one frame the way libtiff's ZSTD codec does (tif_zstd.c: a stream
+ * begun with the level, the whole tile fed with ZSTD_compressStream, then ZSTD_endStream):
+ * no pledged size, so the frame header has no content size and zstd picks the parameters of
+ * an unknown-size stream. With the same libzstd, payloads are byte-identical to libtiff's.
+ */
+function streamFrame(cctx: ZstdCCtx, source: Uint8Array, out: Uint8Array): Uint8Array {
+  cctx.reset(zstd.ResetDirective.sessionOnly)
+  let produced = 0
+  let consumed = 0
+  while (consumed < source.length) {
+    const [, wrote, read] = cctx.compressStream2(out.subarray(produced), source.subarray(consumed), zstd.EndDirective.continue)
+    produced += wrote
+    consumed += read
+  }
+  for (;;) {
+    const [left, wrote] = cctx.compressStream2(out.subarray(produced), EMPTY, zstd.EndDirective.end)
+    produced += wrote
+    if (left === 0) break
+    if (produced >= out.length) throw new RangeError('zstd output exceeded its bound')
+  }
+  return out.slice(0, produced)
+}
+
+const EMPTY = new Uint8Array(0)
+
+/** The largest payload a tile of `shape` can have (zstd's compressBound of the tile bytes). */
+export function maxPayloadBytes(shape: TileShape): number {
+  return zstd.compressBound(tileBytes(shape))
 }
 
 /** One-shot zstd compression of arbitrary bytes (used by writers that re-encode). */

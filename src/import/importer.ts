@@ -3,10 +3,12 @@
  * manifest, all inside one store transaction so a failed import leaves nothing visible.
  * Memory is bounded by a band of tile rows per pyramid level (spec/format.md, Pyramid).
  */
+import { tmpdir } from 'node:os'
 import { basename } from 'node:path'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
-import { type Block, RAW, SHA2_256, rawBlock } from '../format/block.js'
+import { InvalidArgumentError, InvalidCidError, LimitError } from '../errors.js'
+import { type Block, DAG_CBOR, MAX_BLOCK_BYTES, RAW, SHA2_256, rawBlock } from '../format/block.js'
 import { assertTileSize, pyramidSizes } from '../format/grid.js'
 import type { Band, PixelFormat, TileCodec } from '../format/interface.js'
 import {
@@ -19,6 +21,7 @@ import {
 } from '../format/manifest.js'
 import { bytesPerPixel } from '../format/pixel.js'
 import { halveBand } from '../format/pyramid.js'
+import { maxPayloadBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
 import { openDecoder } from './decoders/index.js'
 import type { CompressResult } from './compress.js'
@@ -65,18 +68,26 @@ export async function importImage(store: BlockStore, path: string, options: Impo
   const tileSize = options.tileSize ?? 256
   assertTileSize(tileSize)
   const codec: TileCodec = { name: 'zstd', level: options.zstdLevel ?? 3, predictor: options.predictor ?? 2 }
-  const { tmpdir } = await import('node:os')
+  if (!Number.isInteger(codec.level) || codec.level < 1 || codec.level > 22) {
+    throw new InvalidArgumentError(`Expected a zstd level from 1 to 22 but received ${codec.level}`)
+  }
+  if (codec.predictor !== 1 && codec.predictor !== 2) throw new InvalidArgumentError(`Expected predictor 1 or 2 but received ${String(codec.predictor)}`)
+  for (const [name, link] of [['derivedFrom', options.derivedFrom], ['canonicalVersion', options.canonicalVersion]] as const) {
+    if (link !== undefined && (link.version !== 1 || link.code !== DAG_CBOR)) throw new InvalidCidError(`${name} must be the CIDv1 of an image root`)
+  }
   const decoder = await openDecoder(path, {
     maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
     tmpDir: options.tmpDir ?? tmpdir(),
     signal: options.signal,
   })
-  const pool = new CompressPool(options.workers)
+  let pool: CompressPool | undefined
   let writer: BlockWriter | undefined
   try {
-    writer = await store.begin(options)
     const sizes = options.pyramid === true ? pyramidSizes(decoder.width, decoder.height, tileSize) : [[decoder.width, decoder.height] as [number, number]]
-    const builders = sizes.map(([w, h]) => new LevelBuilder({ writer: writer!, pool, width: w, height: h, tileSize, format: decoder.format, codec, signal: options.signal }))
+    checkBlockLimits(decoder.format, tileSize, sizes, decoder.icc)
+    pool = new CompressPool(options.workers)
+    writer = await store.begin(options)
+    const builders = sizes.map(([w, h]) => new LevelBuilder({ writer: writer!, pool: pool!, width: w, height: h, tileSize, format: decoder.format, codec, signal: options.signal }))
     const totalRows = builders[0]!.tileRows
     for await (const band of decoder.bands(tileSize, options)) {
       await feed(builders, 0, band)
@@ -115,9 +126,33 @@ export async function importImage(store: BlockStore, path: string, options: Impo
     await writer?.abort()
     throw error
   } finally {
-    await pool.close()
+    await pool?.close()
     await decoder.close()
   }
+}
+
+// Bytes of one tile-row link in the root: a CIDv1 dag-cbor sha2-256 link (tag 42, 37-byte
+// byte string with its prefix) plus slack; the rest of the root stays well under 4 KiB.
+const ROOT_LINK_BYTES = 42
+const ROOT_FIXED_BYTES = 4096
+
+/**
+ * Every block must fit in MAX_BLOCK_BYTES (spec/format.md, Addresses). Checked before any
+ * pixel is compressed: the worst-case payload of one tile, the root's list of tile rows,
+ * and the ICC profile.
+ */
+function checkBlockLimits(format: PixelFormat, tileSize: number, sizes: Array<[number, number]>, icc: Uint8Array | undefined): void {
+  const worst = maxPayloadBytes({ tileSize, channels: format.channels, bitsPerSample: format.bitsPerSample })
+  if (worst > MAX_BLOCK_BYTES) {
+    throw new InvalidArgumentError(
+      `Tile size ${tileSize} is too large for ${bytesPerPixel(format)}-byte pixels: a tile could exceed the ${MAX_BLOCK_BYTES}-byte block limit`,
+    )
+  }
+  const rows = sizes.reduce((sum, [, h]) => sum + Math.ceil(h / tileSize), 0)
+  if (ROOT_FIXED_BYTES + rows * ROOT_LINK_BYTES > MAX_BLOCK_BYTES) {
+    throw new LimitError(`The image has ${rows} tile rows in all, too many for one ${MAX_BLOCK_BYTES}-byte root block: use a larger tile size`)
+  }
+  if (icc !== undefined && icc.length > MAX_BLOCK_BYTES) throw new LimitError(`The ICC profile of ${icc.length} bytes exceeds the block limit`)
 }
 
 /** Feeds a band of level `index` to its builder and, halved, to the levels below it. */

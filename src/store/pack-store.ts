@@ -8,7 +8,7 @@
  * payloads do not live in LevelDB itself (WiscKey's key/value separation).
  */
 import { closeSync, fsyncSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs'
-import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Level } from 'level'
@@ -48,7 +48,9 @@ export async function openPackStore(dir: string, init: PackStoreInit = {}): Prom
   }
   if (version === undefined) {
     await mkdir(join(dir, 'packs'), { recursive: true })
-    await writeFile(versionFile, STORE_VERSION)
+    // Written last and atomically: a directory with a VERSION file is a complete store.
+    await writeFile(`${versionFile}.tmp`, STORE_VERSION)
+    await rename(`${versionFile}.tmp`, versionFile)
   } else if (version !== STORE_VERSION) {
     throw new StoreError('ERR_STORE', `${dir} is not a Tessera store of a supported version`)
   }
@@ -147,7 +149,11 @@ export class PackStore implements BlockStore {
   #read(location: Location): Uint8Array {
     let fd = this.#fds.get(location.pack)
     if (fd === undefined) {
-      fd = openSync(packPath(this.dir, location.pack), 'r')
+      try {
+        fd = openSync(packPath(this.dir, location.pack), 'r')
+      } catch (cause) {
+        throw new IntegrityError(`Pack ${location.pack} of the store at ${this.dir} cannot be read`, { cause })
+      }
       this.#fds.set(location.pack, fd)
     }
     const bytes = Buffer.allocUnsafe(location.length)
@@ -207,6 +213,7 @@ class PackWriter implements BlockWriter {
     closeSync(fd)
     this.#fd = undefined
     if (this.#written === 0) unlinkSync(packPath(this.#store.dir, this.#pack))
+    else syncDirectory(join(this.#store.dir, 'packs'))
     const batch = this.#db.batch()
     for (const { key, location } of this.#pending.values()) batch.put(key, encodeLocation(location))
     const added = Date.now()
@@ -253,6 +260,16 @@ class PackWriter implements BlockWriter {
     let done = 0
     while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, this.#written + done)
     this.#written += bytes.length
+  }
+}
+
+/** Makes a new file's directory entry durable (POSIX: fsync the directory). */
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r')
+  try {
+    fsyncSync(fd)
+  } finally {
+    closeSync(fd)
   }
 }
 

@@ -71,6 +71,8 @@ const CASES: readonly Case[] = [
   { file: 'rgb8.webp', truth: 'rgb8', colorModel: 'rgb', bits: 8, sourceFormat: 'webp', via: 'sharp' },
   // JPEG: the oracle is libjpeg-turbo's decode via PIL (see testdata/README.md).
   { file: 'rgb8.jpg', truth: 'rgb8-jpeg', colorModel: 'rgb', bits: 8, sourceFormat: 'jpeg', via: 'sharp' },
+  // EXIF Orientation 6 is not applied: same pixels as rgb8.jpg.
+  { file: 'rgb8-orient6.jpg', truth: 'rgb8-jpeg', colorModel: 'rgb', bits: 8, sourceFormat: 'jpeg', via: 'sharp' },
   { file: 'rgb8.ppm', truth: 'rgb8', colorModel: 'rgb', bits: 8, sourceFormat: 'pnm', via: 'pnm' },
   { file: 'rgb8-strip-none.tif', truth: 'rgb8', colorModel: 'rgb', bits: 8, sourceFormat: 'tiff', via: 'tiff' },
   { file: 'rgb8-strip-deflate.tif', truth: 'rgb8', colorModel: 'rgb', bits: 8, sourceFormat: 'tiff', via: 'tiff' },
@@ -97,6 +99,7 @@ const CASES: readonly Case[] = [
   { file: 'gray16.pgm', truth: 'gray16', colorModel: 'gray', bits: 16, sourceFormat: 'pnm', via: 'pnm' },
   { file: 'gray16-strip-none-be.tif', truth: 'gray16', colorModel: 'gray', bits: 16, sourceFormat: 'tiff', via: 'tiff' },
   { file: 'palette.png', truth: 'palette', colorModel: 'rgb', bits: 8, sourceFormat: 'png', via: 'sharp' },
+  { file: 'palette.gif', truth: 'palette', colorModel: 'rgb', bits: 8, sourceFormat: 'gif', via: 'sharp' },
   { file: 'gray1.png', truth: 'gray1', colorModel: 'gray', bits: 8, sourceFormat: 'png', via: 'sharp' },
 ]
 
@@ -157,6 +160,7 @@ const NEGATIVE: ReadonlyArray<readonly [string, string]> = [
   ['bad/bad-crc.png', 'ERR_CORRUPT_INPUT'],
   ['bad/corrupt-tile-zstd.tif', 'ERR_CORRUPT_INPUT'],
   ['bad/corrupt-lzw.tif', 'ERR_CORRUPT_INPUT'],
+  ['bad/zstd-planar.tif', 'ERR_UNSUPPORTED_FORMAT'],
   ['bad/text.png', 'ERR_UNSUPPORTED_FORMAT'],
   ['bad/empty.png', 'ERR_UNSUPPORTED_FORMAT'],
   ['bad/huge.png', 'ERR_LIMIT'],

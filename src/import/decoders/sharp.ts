@@ -105,6 +105,8 @@ export async function openSharp(path: string, options: DecodeOptions, head?: Uin
   const info = await probe(path, options, head)
   const dir = await stat(options.tmpDir).catch(() => undefined)
   if (dir?.isDirectory() !== true) throw new InvalidArgumentError(`tmpDir ${options.tmpDir} is not a directory`)
+  // libvips cannot be interrupted mid-pass, so the signal is checked before and after it.
+  options.signal?.throwIfAborted()
   const tmp = join(options.tmpDir, `tessera-decode-${randomUUID()}.v`)
   let removed = false
   const remove = async (): Promise<void> => {
@@ -183,8 +185,9 @@ export function isKnownRaster(head: Uint8Array): boolean {
  */
 export function mapSharpError(error: unknown, head?: Uint8Array, tmp?: string): Error {
   const message = error instanceof Error ? error.message : String(error)
-  const detail = message.split('\n')[0]
-  if (/Input file is missing/i.test(message)) return new NotFoundError(detail ?? message, { cause: error })
+  // libvips repeats a line once per failed tile or strip; keep each once.
+  const detail = [...new Set(message.split('\n').map((line) => line.trim()))].filter((line) => line !== '').join('; ')
+  if (/Input file is missing/i.test(message)) return new NotFoundError(detail, { cause: error })
   if (/exceeds pixel limit/i.test(message)) return new LimitError(`sharp: ${detail}`)
   if (tmp !== undefined && message.includes(tmp)) {
     return new Error(`Could not write the temporary file ${tmp}: ${detail}`, { cause: error })
@@ -195,7 +198,11 @@ export function mapSharpError(error: unknown, head?: Uint8Array, tmp?: string): 
     if (head !== undefined && isKnownRaster(head)) return new CorruptInputError(`Unreadable image: ${detail}`, { cause: error })
     return new UnsupportedFormatError(`Unsupported image format: ${detail}`, { cause: error })
   }
+  // libtiff knows the codec (zstd, LERC, ...) but sharp's libtiff was built without it.
+  if (/compression support is not configured|not implemented|unknown compression/i.test(message)) {
+    return new UnsupportedFormatError(`Unsupported encoding: ${detail}`, { cause: error })
+  }
   // Everything else libvips reports while reading (bad header, truncation, decoder errors,
   // warnings under failOn 'warning') means the input is not a valid image.
-  return new CorruptInputError(`Invalid image: ${message.replace(/\s+/g, ' ').trim()}`, { cause: error })
+  return new CorruptInputError(`Invalid image: ${detail}`, { cause: error })
 }

@@ -9,7 +9,7 @@
  */
 import type { FileHandle } from 'node:fs/promises'
 import { inflateSync } from 'node:zlib'
-import { CorruptInputError, InvalidArgumentError, UnsupportedFormatError } from '../../errors.js'
+import { CorruptInputError, InvalidArgumentError, LimitError, UnsupportedFormatError } from '../../errors.js'
 import type { Band, PixelFormat } from '../../format/interface.js'
 import { colorModelOf, pixelFormat } from '../../format/pixel.js'
 import { decodePredictor } from '../../format/predictor.js'
@@ -20,6 +20,8 @@ import { checkBandHeight, readAt, readExact, swap16 } from './rows.js'
 /** Largest decoded row of strips or tiles we hold at once; bigger ones go to sharp. */
 const MAX_CHUNK_ROW_BYTES = 256 * 1024 * 1024
 const MAX_IFD_ENTRIES = 4096
+/** Most strips or tiles accepted: 4 Mi offsets already take 64 MiB to hold. */
+const MAX_CHUNKS = 1 << 22
 
 const TAG = {
   ImageWidth: 256,
@@ -178,6 +180,8 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
   const tiled = entries.has(TAG.TileWidth) || entries.has(TAG.TileOffsets)
   const chunkWidth = tiled ? await one(TAG.TileWidth) : width
   const chunkHeight = tiled ? await one(TAG.TileLength) : Math.min(await one(TAG.RowsPerStrip, 0xffffffff), height)
+  const offsetsCount = entries.get(tiled ? TAG.TileOffsets : TAG.StripOffsets)?.count ?? 0
+  if (offsetsCount > MAX_CHUNKS) throw new LimitError(`TIFF has ${offsetsCount} strips or tiles, more than ${MAX_CHUNKS}`)
   const offsets = await numbers(tiled ? TAG.TileOffsets : TAG.StripOffsets)
   const byteCounts = await numbers(tiled ? TAG.TileByteCounts : TAG.StripByteCounts)
   if (offsets === undefined || byteCounts === undefined || offsets.length !== byteCounts.length) {
@@ -348,6 +352,10 @@ export class TiffImage implements DecodedImage {
     this.#cache = undefined // let the previous row be collected before decoding the next
     const { offsets, byteCounts } = this.#header
     const indices = Array.from({ length: this.#across }, (_, i) => row * this.#across + i)
+    for (const i of indices) {
+      // No sane encoding of a chunk is much larger than its pixels; refuse to buffer one that is.
+      if (byteCounts[i]! > MAX_CHUNK_ROW_BYTES) throw new CorruptInputError(`TIFF chunk ${i} claims ${byteCounts[i]} bytes`)
+    }
     const raw = await Promise.all(indices.map((i) => readAt(this.#handle, offsets[i]!, byteCounts[i]!, `TIFF chunk ${i}`)))
     const chunks = raw.map((bytes, i) => this.#decode(bytes, indices[i]!, row))
     this.#cache = { row, chunks }
