@@ -194,11 +194,13 @@ class LevelBuilder {
   readonly #rowBytes: number
   readonly #columns: number
   readonly #rows: CID[] = []
+  // Tile-row buffers come back here once compressed: a level needs at most three at a time.
+  readonly #free: Uint8Array[] = []
   #buffer: Uint8Array
   #filled = 0
   #nextY = 0
   #emitted = 0
-  readonly #inFlight: Array<Promise<CompressedRow>> = []
+  readonly #inFlight: Array<{ buffer: Uint8Array; row: Promise<CompressedRow> }> = []
 
   constructor(init: LevelBuilderInit) {
     this.#init = init
@@ -237,16 +239,19 @@ class LevelBuilder {
 
   // Shared memory lets worker threads read the band without a copy.
   #allocate(): Uint8Array {
-    return new Uint8Array(new SharedArrayBuffer(this.#rowBytes * this.#init.tileSize))
+    return this.#free.pop() ?? new Uint8Array(new SharedArrayBuffer(this.#rowBytes * this.#init.tileSize))
   }
 
   async #emit(y: number, rows: number): Promise<Band> {
-    const data = this.#buffer.subarray(0, rows * this.#rowBytes)
+    while (this.#inFlight.length >= 2) await this.#drainOne()
+    const buffer = this.#buffer
+    const data = buffer.subarray(0, rows * this.#rowBytes)
     this.#buffer = this.#allocate()
     this.#filled = 0
     this.#emitted++
-    this.#inFlight.push(this.#compress(data, rows))
-    while (this.#inFlight.length > 2) await this.#drainOne()
+    this.#inFlight.push({ buffer, row: this.#compress(data, rows) })
+    // The caller halves this band for the next level before adding more rows, and the buffer
+    // is recycled only after its compression is drained, so `data` stays valid long enough.
     return { y, height: rows, data }
   }
 
@@ -278,7 +283,9 @@ class LevelBuilder {
 
   // Rows are written in order, so a pack's layout follows the image.
   async #drainOne(): Promise<void> {
-    const { tiles, payloads, index } = await this.#inFlight.shift()!
+    const { buffer, row } = this.#inFlight.shift()!
+    const { tiles, payloads, index } = await row
+    this.#free.push(buffer)
     const { writer, signal } = this.#init
     for (let i = 0; i < tiles.length; i++) await writer.put(tiles[i]!, payloads[i]!, { signal })
     await writer.put(index.cid, index.bytes, { signal })

@@ -61,7 +61,8 @@ def read_tifffile(path):
     # Compression value, so put a zstandard one in for 50000 (libtiff's COMPRESSION_ZSTD).
     codecs = tifffile.TIFF.DECOMPRESSORS
     if 50000 not in codecs._codecs:
-        codecs._codecs[50000] = lambda data, out=None: zstandard.ZstdDecompressor().decompress(data)
+        # A streaming decompressor: libtiff-style frames do not record their content size.
+        codecs._codecs[50000] = lambda data, out=None: zstandard.ZstdDecompressor().decompressobj().decompress(data)
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         arr = page.asarray()
@@ -173,7 +174,9 @@ export async function readAll(jobs: readonly ReadJob[]): Promise<DecodedImage[]>
       }
       await Promise.all([worker(), worker()])
     })()
-    await Promise.all([pythonDone, vipsDone])
+    // Settle both before the finally removes their directory, then report the first failure.
+    const settled = await Promise.allSettled([pythonDone, vipsDone])
+    for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason
     return results
   } finally {
     await rm(dir, { recursive: true, force: true })
