@@ -98,9 +98,19 @@ if (!values['skip-import'] || !existsSync(store)) {
   cid = ours.stdout.trim()
   console.log('import: tessera import --pyramid ...')
   const pyramid = await runNode([cli, 'import', png, '--store', pyramidStore, '--pyramid'])
-  row('import big.png, wall', `${fmt(ours.seconds)} s`, `${fmt(peer.seconds)} s (sharp -> tiled TIFF)`, `${fmt(ours.seconds / peer.seconds, 2)}x`)
+  row(
+    'import big.png, wall',
+    `${fmt(ours.seconds)} s`,
+    `${fmt(peer.seconds)} s (sharp -> tiled TIFF)`,
+    `${fmt(ours.seconds / peer.seconds, 2)}x`,
+  )
   row('import big.png, peak RSS', `${fmt(ours.rssMiB, 0)} MiB`, `${fmt(peer.rssMiB, 0)} MiB`, `${fmt(ours.rssMiB / peer.rssMiB, 2)}x`)
-  row('import --pyramid, wall', `${fmt(pyramid.seconds)} s`, `${fmt(ours.seconds)} s (no pyramid)`, `+${fmt((100 * (pyramid.seconds - ours.seconds)) / ours.seconds, 0)}%`)
+  row(
+    'import --pyramid, wall',
+    `${fmt(pyramid.seconds)} s`,
+    `${fmt(ours.seconds)} s (no pyramid)`,
+    `+${fmt((100 * (pyramid.seconds - ours.seconds)) / ours.seconds, 0)}%`,
+  )
   row('import --pyramid, peak RSS', `${fmt(pyramid.rssMiB, 0)} MiB`, '', '')
 } else {
   cid = spawnSync(process.execPath, [cli, 'ls', '--store', store], { encoding: 'utf8' }).stdout.split('\t')[0]!
@@ -125,7 +135,10 @@ const regions = Array.from({ length: count }, () => ({
 }))
 sharp.cache(false)
 const sharpFirst = performance.now()
-await sharp(deflateTiff, { limitInputPixels: false }).extract({ left: regions[0]!.x, top: regions[0]!.y, width: 512, height: 512 }).raw().toBuffer()
+await sharp(deflateTiff, { limitInputPixels: false })
+  .extract({ left: regions[0]!.x, top: regions[0]!.y, width: 512, height: 512 })
+  .raw()
+  .toBuffer()
 const sharpFirstMs = performance.now() - sharpFirst
 const ourFirst = performance.now()
 for await (const _ of image.reader.bands(regions[0]!)) void _
@@ -138,13 +151,31 @@ for (let pass = 0; pass < 3; pass++) {
     for await (const _ of image.reader.bands(region)) void _
     ours.push(performance.now() - t)
     t = performance.now()
-    await sharp(deflateTiff, { limitInputPixels: false }).extract({ left: region.x, top: region.y, width: 512, height: 512 }).raw().toBuffer()
+    await sharp(deflateTiff, { limitInputPixels: false })
+      .extract({ left: region.x, top: region.y, width: 512, height: 512 })
+      .raw()
+      .toBuffer()
     theirs.push(performance.now() - t)
   }
 }
-row('512x512 crop to raw, first (ms)', fmt(ourFirstMs, 2), `${fmt(sharpFirstMs, 2)} (sharp, tiled deflate TIFF)`, `${fmt(ourFirstMs / sharpFirstMs, 2)}x`)
-row('512x512 crop to raw, p50 (ms)', fmt(quantile(ours, 0.5), 2), fmt(quantile(theirs, 0.5), 2), `${fmt(quantile(ours, 0.5) / quantile(theirs, 0.5), 2)}x`)
-row('512x512 crop to raw, p95 (ms)', fmt(quantile(ours, 0.95), 2), fmt(quantile(theirs, 0.95), 2), `${fmt(quantile(ours, 0.95) / quantile(theirs, 0.95), 2)}x`)
+row(
+  '512x512 crop to raw, first (ms)',
+  fmt(ourFirstMs, 2),
+  `${fmt(sharpFirstMs, 2)} (sharp, tiled deflate TIFF)`,
+  `${fmt(ourFirstMs / sharpFirstMs, 2)}x`,
+)
+row(
+  '512x512 crop to raw, p50 (ms)',
+  fmt(quantile(ours, 0.5), 2),
+  fmt(quantile(theirs, 0.5), 2),
+  `${fmt(quantile(ours, 0.5) / quantile(theirs, 0.5), 2)}x`,
+)
+row(
+  '512x512 crop to raw, p95 (ms)',
+  fmt(quantile(ours, 0.95), 2),
+  fmt(quantile(theirs, 0.95), 2),
+  `${fmt(quantile(ours, 0.95) / quantile(theirs, 0.95), 2)}x`,
+)
 await s.close()
 
 // Whole-process CLI crops: tessera crop vs vips extract_area, both to a tiled zstd TIFF.
@@ -154,10 +185,25 @@ const cliVips: number[] = []
 for (const region of regions.slice(0, 5)) {
   const spec = `${region.x},${region.y},512,512`
   cliOurs.push(timeCommand(process.execPath, [cli, 'crop', cid, '--store', store, '--region', spec, '-o', out]))
-  cliVips.push(timeCommand('vips', ['extract_area', deflateTiff, `${out}[tile,compression=zstd,predictor=horizontal]`, String(region.x), String(region.y), '512', '512']))
+  cliVips.push(
+    timeCommand('vips', [
+      'extract_area',
+      deflateTiff,
+      `${out}[tile,compression=zstd,predictor=horizontal]`,
+      String(region.x),
+      String(region.y),
+      '512',
+      '512',
+    ]),
+  )
 }
 rmSync(out, { force: true })
-row('CLI crop 512x512 -> TIFF, p50 (ms)', fmt(quantile(cliOurs, 0.5), 0), `${fmt(quantile(cliVips, 0.5), 0)} (vips extract_area)`, `${fmt(quantile(cliOurs, 0.5) / quantile(cliVips, 0.5), 2)}x`)
+row(
+  'CLI crop 512x512 -> TIFF, p50 (ms)',
+  fmt(quantile(cliOurs, 0.5), 0),
+  `${fmt(quantile(cliVips, 0.5), 0)} (vips extract_area)`,
+  `${fmt(quantile(cliOurs, 0.5) / quantile(cliVips, 0.5), 2)}x`,
+)
 
 const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((r) => r[i]!.length), ['measure', 'tessera', 'peer', 'ratio'][i]!.length))
 const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`

@@ -4,7 +4,7 @@
  */
 import { tmpdir } from 'node:os'
 import { type CropStats, ImageReader } from './crop/engine.js'
-import { clipRegion } from './crop/plan.js'
+import { clipRegion, validateRegion } from './crop/plan.js'
 import type { OutputFormat, RasterInit, TiffCompression } from './crop/writers/interface.js'
 import { writeNpy } from './crop/writers/npy.js'
 import { writePng } from './crop/writers/png.js'
@@ -12,19 +12,19 @@ import { writePnm } from './crop/writers/pnm.js'
 import { writeRaw } from './crop/writers/raw.js'
 import { writeTiffFromBands, writeTiffFromPayloads } from './crop/writers/tiff.js'
 import { InvalidArgumentError, InvalidCidError, InvalidRegionError, TesseraError } from './errors.js'
-import { type CID, DAG_CBOR, RAW, parseCid } from './format/block.js'
+import { type CID, DAG_CBOR, parseCid, RAW } from './format/block.js'
 import { levelGeometry } from './format/grid.js'
 import type { Region } from './format/interface.js'
-import { type ImageManifest, decodeManifest, decodeTileRow } from './format/manifest.js'
+import { decodeManifest, decodeTileRow, type ImageManifest } from './format/manifest.js'
 import { pixelFormat } from './format/pixel.js'
 import type { AbortOptions, BlockStore } from './store/interface.js'
 import { defaultStoreDir } from './store/location.js'
-import { type PackStoreInit, openPackStore } from './store/pack-store.js'
+import { openPackStore, type PackStoreInit } from './store/pack-store.js'
 
-export { importImage, DEFAULT_MAX_PIXELS, type ImportOptions, type ImportResult } from './import/importer.js'
-export { emptyStats, type CropStats } from './crop/engine.js'
+export { type CropStats, emptyStats } from './crop/engine.js'
 export type { OutputFormat, TiffCompression } from './crop/writers/interface.js'
 export type { Region } from './format/interface.js'
+export { DEFAULT_MAX_PIXELS, type ImportOptions, type ImportResult, importImage } from './import/importer.js'
 export type { BlockStore } from './store/interface.js'
 export { defaultStoreDir }
 
@@ -69,7 +69,10 @@ export function resolveRegion(image: TesseraImage, region: Region, options: Crop
   if (options.clip !== true) return region
   const { width, height } = image.reader.level(options.level ?? 0)
   const clipped = clipRegion(region, width, height)
-  if (clipped === undefined) throw new InvalidRegionError(`Region ${region.x},${region.y},${region.width},${region.height} does not intersect the ${width}x${height} image`)
+  if (clipped === undefined)
+    throw new InvalidRegionError(
+      `Region ${region.x},${region.y},${region.width},${region.height} does not intersect the ${width}x${height} image`,
+    )
   return clipped
 }
 
@@ -82,7 +85,9 @@ export async function cropImage(image: TesseraImage, region: Region, options: Cr
   const level = options.level ?? 0
   const target = resolveRegion(image, region, options)
   const { manifest, reader } = image
-  reader.level(level)
+  // Validate before returning: callers open their output only once this has succeeded.
+  const { width, height } = reader.level(level)
+  validateRegion(target, width, height)
   const icc = manifest.metadata.icc === undefined ? undefined : await reader.store.get(manifest.metadata.icc, options)
   const init: RasterInit = {
     width: target.width,
@@ -110,7 +115,8 @@ export async function cropImage(image: TesseraImage, region: Region, options: Cr
     }
     case 'png': {
       const compression = options.compression ?? 'deflate'
-      if (compression !== 'deflate' && compression !== 'none') throw new InvalidArgumentError(`PNG compression must be deflate or none, not ${compression}`)
+      if (compression !== 'deflate' && compression !== 'none')
+        throw new InvalidArgumentError(`PNG compression must be deflate or none, not ${compression}`)
       return writePng(init, reader.bands(target, readOptions), { compression })
     }
     case 'npy':

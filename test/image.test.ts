@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Region } from '../src/format/interface.js'
 import { emptyStats, imageInfo, importImage, openImage, verifyImage } from '../src/image.js'
 import { MemoryBlockStore } from '../src/store/memory.js'
-import { type TestImage, makeImage, naiveCrop, naiveHalve, writePam } from './helpers/oracle.js'
+import { makeImage, naiveCrop, naiveHalve, type TestImage, writePam } from './helpers/oracle.js'
 
 let dir: string
 beforeAll(async () => {
@@ -71,7 +71,11 @@ describe.each(formats)('$channels channel(s), $bits-bit', ({ channels, bits }) =
   it('records the pixel format and pyramid', async () => {
     const image = await openImage(store, cid)
     expect(image.manifest).toMatchObject({ width: 101, height: 67, channels, bitsPerSample: bits, tileSize })
-    expect(image.manifest.levels.map((l) => [l.width, l.height])).toEqual([[101, 67], [51, 34], [26, 17]])
+    expect(image.manifest.levels.map((l) => [l.width, l.height])).toEqual([
+      [101, 67],
+      [51, 34],
+      [26, 17],
+    ])
   })
 
   it('crops every region of every level exactly', async () => {

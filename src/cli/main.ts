@@ -4,11 +4,11 @@
  * Commands load the library lazily so that start-up stays short.
  */
 import { once } from 'node:events'
-import { rename, rm } from 'node:fs/promises'
 import { createWriteStream } from 'node:fs'
+import { rename, rm } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { Writable } from 'node:stream'
-import { Command, CommanderError, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
+import { Command, InvalidArgumentError as CommanderArgumentError, CommanderError, Option } from 'commander'
 import { InvalidRegionError, TesseraError } from '../errors.js'
 import type { Region } from '../format/interface.js'
 
@@ -130,7 +130,13 @@ function buildProgram(io: CliIo): Command {
       .requiredOption('-o, --output <path>', 'output file, or - for standard output')
       .addOption(new Option('-f, --format <format>', 'output format (default: from the file extension, else tiff)').choices(FORMATS))
       .option('--level <n>', 'pyramid level (0 = full resolution)', int, 0)
-      .addOption(new Option('--compression <c>', 'tiff: zstd (default), deflate, none; png: deflate (default), none').choices(['zstd', 'deflate', 'none']))
+      .addOption(
+        new Option('--compression <c>', 'tiff: zstd (default), deflate, none; png: deflate (default), none').choices([
+          'zstd',
+          'deflate',
+          'none',
+        ]),
+      )
       .option('--stats', 'print the tiles and bytes read to standard error')
 
   outputOptions(
@@ -206,7 +212,9 @@ async function writeImage(io: CliIo, cid: string, opts: Record<string, unknown>,
     if (output === '-') await pump(bytes, io.stdout)
     else await writeFileAtomically(resolve(io.cwd, output), bytes)
     if (opts.stats) {
-      io.stderr.write(`tiles read: ${stats.tilesRead}, tile bytes read: ${stats.tileBytesRead}, index blocks read: ${stats.indexBlocksRead}\n`)
+      io.stderr.write(
+        `tiles read: ${stats.tilesRead}, tile bytes read: ${stats.tileBytesRead}, index blocks read: ${stats.indexBlocksRead}\n`,
+      )
     }
   } finally {
     await store.close()
@@ -223,7 +231,12 @@ async function writeFileAtomically(path: string, bytes: AsyncIterable<Uint8Array
     await once(stream, 'finish')
     await rename(temporary, path)
   } catch (error) {
-    stream.destroy()
+    // Wait for the stream to close: removing the file while its open is pending would race.
+    if (!stream.closed) {
+      const closed = once(stream, 'close')
+      stream.destroy()
+      await closed
+    }
     await rm(temporary, { force: true })
     throw error
   }
@@ -280,4 +293,3 @@ function progressBar(io: CliIo, label: string): { update: (done: number, total: 
     done: () => io.stderr.write('\n'),
   }
 }
-

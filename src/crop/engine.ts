@@ -5,7 +5,7 @@
 import { InvalidArgumentError } from '../errors.js'
 import { levelGeometry } from '../format/grid.js'
 import type { Band, Region } from '../format/interface.js'
-import { type ImageManifest, type TileRowIndex, decodeTileRow } from '../format/manifest.js'
+import { decodeTileRow, type ImageManifest, type TileRowIndex } from '../format/manifest.js'
 import { TileCoder, tileBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore } from '../store/interface.js'
 import { planCrop, tileRange, validateRegion } from './plan.js'

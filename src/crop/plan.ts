@@ -32,7 +32,12 @@ export interface BandPlan {
  */
 export function validateRegion(region: Region, width: number, height: number): void {
   const { x, y, width: w, height: h } = region
-  for (const [name, value] of [['x', x], ['y', y], ['width', w], ['height', h]] as const) {
+  for (const [name, value] of [
+    ['x', x],
+    ['y', y],
+    ['width', w],
+    ['height', h],
+  ] as const) {
     if (!Number.isSafeInteger(value)) throw new InvalidRegionError(`Expected an integer for region ${name} but received ${String(value)}`)
   }
   if (w < 1 || h < 1) throw new InvalidRegionError(`Region ${w}x${h} is empty`)

@@ -4,9 +4,9 @@
  * row listing that row's tile CIDs and payload lengths.
  */
 import { IntegrityError } from '../errors.js'
-import { type Block, CID, DAG_CBOR, RAW, cborBlock, decodeCbor } from './block.js'
-import type { BitDepth, ColorModel, TileCodec } from './interface.js'
+import { type Block, CID, cborBlock, DAG_CBOR, decodeCbor, RAW } from './block.js'
 import { pyramidSizes } from './grid.js'
+import type { BitDepth, ColorModel, TileCodec } from './interface.js'
 
 /** Format version written in every root (`tessera` field). */
 export const FORMAT_VERSION = 1

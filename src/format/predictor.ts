@@ -6,12 +6,7 @@
  */
 
 /** Differences `data` (rows of `rowPixels` pixels of `channels` samples) in place. */
-export function encodePredictor(
-  data: Uint8Array,
-  rowPixels: number,
-  channels: number,
-  bitsPerSample: 8 | 16,
-): void {
+export function encodePredictor(data: Uint8Array, rowPixels: number, channels: number, bitsPerSample: 8 | 16): void {
   const rowSamples = rowPixels * channels
   if (bitsPerSample === 8) {
     for (let row = 0; row < data.length; row += rowSamples) {
@@ -28,12 +23,7 @@ export function encodePredictor(
 }
 
 /** Undoes `encodePredictor` in place. */
-export function decodePredictor(
-  data: Uint8Array,
-  rowPixels: number,
-  channels: number,
-  bitsPerSample: 8 | 16,
-): void {
+export function decodePredictor(data: Uint8Array, rowPixels: number, channels: number, bitsPerSample: 8 | 16): void {
   const rowSamples = rowPixels * channels
   if (bitsPerSample === 8) {
     for (let row = 0; row < data.length; row += rowSamples) {

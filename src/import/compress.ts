@@ -3,8 +3,8 @@
  * run in worker threads (compress-worker.ts) or inline. Pure: no I/O.
  */
 import { createHash } from 'node:crypto'
-import { TileCoder, tileBytes } from '../format/tile-codec.js'
 import type { TileCodec } from '../format/interface.js'
+import { TileCoder, tileBytes } from '../format/tile-codec.js'
 
 /** A band of up to `tileSize` rows of a level, to be cut into tiles `firstColumn..`. */
 export interface CompressJob {

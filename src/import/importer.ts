@@ -8,23 +8,23 @@ import { basename } from 'node:path'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { InvalidArgumentError, InvalidCidError, LimitError } from '../errors.js'
-import { type Block, DAG_CBOR, MAX_BLOCK_BYTES, RAW, SHA2_256, rawBlock } from '../format/block.js'
+import { type Block, DAG_CBOR, MAX_BLOCK_BYTES, RAW, rawBlock, SHA2_256 } from '../format/block.js'
 import { assertTileSize, pyramidSizes } from '../format/grid.js'
 import type { Band, PixelFormat, TileCodec } from '../format/interface.js'
 import {
+  encodeManifest,
+  encodeTileRow,
   FORMAT_VERSION,
   type ImageManifest,
   type ImageMetadata,
   type LevelEntry,
-  encodeManifest,
-  encodeTileRow,
 } from '../format/manifest.js'
 import { bytesPerPixel } from '../format/pixel.js'
 import { halveBand } from '../format/pyramid.js'
 import { maxPayloadBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
-import { openDecoder } from './decoders/index.js'
 import type { CompressResult } from './compress.js'
+import { openDecoder } from './decoders/index.js'
 import { CompressPool } from './pool.js'
 
 /** Default largest image accepted, in pixels (a decompression-bomb guard; raise per call). */
@@ -71,9 +71,14 @@ export async function importImage(store: BlockStore, path: string, options: Impo
   if (!Number.isInteger(codec.level) || codec.level < 1 || codec.level > 22) {
     throw new InvalidArgumentError(`Expected a zstd level from 1 to 22 but received ${codec.level}`)
   }
-  if (codec.predictor !== 1 && codec.predictor !== 2) throw new InvalidArgumentError(`Expected predictor 1 or 2 but received ${String(codec.predictor)}`)
-  for (const [name, link] of [['derivedFrom', options.derivedFrom], ['canonicalVersion', options.canonicalVersion]] as const) {
-    if (link !== undefined && (link.version !== 1 || link.code !== DAG_CBOR)) throw new InvalidCidError(`${name} must be the CIDv1 of an image root`)
+  if (codec.predictor !== 1 && codec.predictor !== 2)
+    throw new InvalidArgumentError(`Expected predictor 1 or 2 but received ${String(codec.predictor)}`)
+  for (const [name, link] of [
+    ['derivedFrom', options.derivedFrom],
+    ['canonicalVersion', options.canonicalVersion],
+  ] as const) {
+    if (link !== undefined && (link.version !== 1 || link.code !== DAG_CBOR))
+      throw new InvalidCidError(`${name} must be the CIDv1 of an image root`)
   }
   const decoder = await openDecoder(path, {
     maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
@@ -83,11 +88,26 @@ export async function importImage(store: BlockStore, path: string, options: Impo
   let pool: CompressPool | undefined
   let writer: BlockWriter | undefined
   try {
-    const sizes = options.pyramid === true ? pyramidSizes(decoder.width, decoder.height, tileSize) : [[decoder.width, decoder.height] as [number, number]]
+    const sizes =
+      options.pyramid === true
+        ? pyramidSizes(decoder.width, decoder.height, tileSize)
+        : [[decoder.width, decoder.height] as [number, number]]
     checkBlockLimits(decoder.format, tileSize, sizes, decoder.icc)
     pool = new CompressPool(options.workers)
     writer = await store.begin(options)
-    const builders = sizes.map(([w, h]) => new LevelBuilder({ writer: writer!, pool: pool!, width: w, height: h, tileSize, format: decoder.format, codec, signal: options.signal }))
+    const builders = sizes.map(
+      ([w, h]) =>
+        new LevelBuilder({
+          writer: writer!,
+          pool: pool!,
+          width: w,
+          height: h,
+          tileSize,
+          format: decoder.format,
+          codec,
+          signal: options.signal,
+        }),
+    )
     const totalRows = builders[0]!.tileRows
     for await (const band of decoder.bands(tileSize, options)) {
       await feed(builders, 0, band)
@@ -150,9 +170,12 @@ function checkBlockLimits(format: PixelFormat, tileSize: number, sizes: Array<[n
   }
   const rows = sizes.reduce((sum, [, h]) => sum + Math.ceil(h / tileSize), 0)
   if (ROOT_FIXED_BYTES + rows * ROOT_LINK_BYTES > MAX_BLOCK_BYTES) {
-    throw new LimitError(`The image has ${rows} tile rows in all, too many for one ${MAX_BLOCK_BYTES}-byte root block: use a larger tile size`)
+    throw new LimitError(
+      `The image has ${rows} tile rows in all, too many for one ${MAX_BLOCK_BYTES}-byte root block: use a larger tile size`,
+    )
   }
-  if (icc !== undefined && icc.length > MAX_BLOCK_BYTES) throw new LimitError(`The ICC profile of ${icc.length} bytes exceeds the block limit`)
+  if (icc !== undefined && icc.length > MAX_BLOCK_BYTES)
+    throw new LimitError(`The ICC profile of ${icc.length} bytes exceeds the block limit`)
 }
 
 /** Feeds a band of level `index` to its builder and, halved, to the levels below it. */
@@ -161,7 +184,8 @@ async function feed(builders: LevelBuilder[], index: number, band: Band): Promis
   const full = await builder.add(band)
   const next = builders[index + 1]
   if (next === undefined) return
-  for (const rows of full) await feed(builders, index + 1, halveBand(rows, builder.width, builder.format.channels, builder.format.bitsPerSample))
+  for (const rows of full)
+    await feed(builders, index + 1, halveBand(rows, builder.width, builder.format.channels, builder.format.bitsPerSample))
 }
 
 interface LevelBuilderInit {

@@ -8,12 +8,12 @@
  * payloads do not live in LevelDB itself (WiscKey's key/value separation).
  */
 import { closeSync, fsyncSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs'
-import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Level } from 'level'
-import { CID } from 'multiformats/cid'
 import { varint } from 'multiformats'
+import { CID } from 'multiformats/cid'
 import { IntegrityError, NotFoundError, StoreError } from '../errors.js'
 import { verifyBlock } from '../format/block.js'
 import type { AbortOptions, BlockStore, BlockWriter, Pin } from './interface.js'

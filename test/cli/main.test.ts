@@ -3,7 +3,7 @@
  * export, verify, ls; exit codes and one-line errors; the store unchanged by bad input.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
@@ -76,7 +76,13 @@ describe('tessera CLI', () => {
   it('writes npy that numpy reads with the right shape and pixels', async () => {
     const result = await run('crop', cid, '--region', '0,0,300,200', '-o', 'full.npy')
     expect(result.code).toBe(0)
-    const shape = execFileSync('/usr/bin/python3', ['-c', 'import numpy,sys; a=numpy.load(sys.argv[1]); print(a.shape, a.dtype, int(a[199,299,2]))', join(dir, 'full.npy')]).toString().trim()
+    const shape = execFileSync('/usr/bin/python3', [
+      '-c',
+      'import numpy,sys; a=numpy.load(sys.argv[1]); print(a.shape, a.dtype, int(a[199,299,2]))',
+      join(dir, 'full.npy'),
+    ])
+      .toString()
+      .trim()
     expect(shape).toBe(`(200, 300, 3) uint8 ${source.data[(199 * 300 + 299) * 3 + 2]}`)
   })
 

@@ -1,7 +1,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import { describe, expect, it } from 'vitest'
-import { DAG_CBOR, RAW, cborBlock, cidOf, parseCid, rawBlock, verifyBlock } from '../../src/format/block.js'
-import { type ImageManifest, decodeManifest, decodeTileRow, encodeManifest, encodeTileRow } from '../../src/format/manifest.js'
+import { cborBlock, cidOf, DAG_CBOR, parseCid, RAW, rawBlock, verifyBlock } from '../../src/format/block.js'
+import { decodeManifest, decodeTileRow, encodeManifest, encodeTileRow, type ImageManifest } from '../../src/format/manifest.js'
 
 const tile = rawBlock(Uint8Array.of(1, 2, 3)).cid
 const row = encodeTileRow({ tiles: [tile, tile], lengths: [3, 3] })
@@ -32,17 +32,72 @@ describe('manifest', () => {
   })
 
   const rejections: Array<[string, (m: Record<string, unknown>) => void]> = [
-    ['an unknown version', (m) => { m.tessera = 2 }],
-    ['a zero width', (m) => { m.width = 0 }],
-    ['a fractional height', (m) => { m.height = 1.5 }],
-    ['channels that disagree with the colour model', (m) => { m.channels = 4 }],
-    ['12-bit samples', (m) => { m.bitsPerSample = 12 }],
-    ['a tile size that is not a multiple of 16', (m) => { m.tileSize = 100 }],
-    ['an unknown codec', (m) => { m.codec = { name: 'lz4', level: 1, predictor: 1 } }],
-    ['a level of the wrong size', (m) => { m.levels = [{ width: 10, height: 200, rows: [row.cid] }] }],
-    ['a level with a missing row', (m) => { m.levels = [{ width: 300, height: 200, rows: [] }] }],
-    ['a row link of the wrong codec', (m) => { m.levels = [{ width: 300, height: 200, rows: [tile] }] }],
-    ['a string where a map belongs', (m) => { m.metadata = 'x' }],
+    [
+      'an unknown version',
+      (m) => {
+        m.tessera = 2
+      },
+    ],
+    [
+      'a zero width',
+      (m) => {
+        m.width = 0
+      },
+    ],
+    [
+      'a fractional height',
+      (m) => {
+        m.height = 1.5
+      },
+    ],
+    [
+      'channels that disagree with the colour model',
+      (m) => {
+        m.channels = 4
+      },
+    ],
+    [
+      '12-bit samples',
+      (m) => {
+        m.bitsPerSample = 12
+      },
+    ],
+    [
+      'a tile size that is not a multiple of 16',
+      (m) => {
+        m.tileSize = 100
+      },
+    ],
+    [
+      'an unknown codec',
+      (m) => {
+        m.codec = { name: 'lz4', level: 1, predictor: 1 }
+      },
+    ],
+    [
+      'a level of the wrong size',
+      (m) => {
+        m.levels = [{ width: 10, height: 200, rows: [row.cid] }]
+      },
+    ],
+    [
+      'a level with a missing row',
+      (m) => {
+        m.levels = [{ width: 300, height: 200, rows: [] }]
+      },
+    ],
+    [
+      'a row link of the wrong codec',
+      (m) => {
+        m.levels = [{ width: 300, height: 200, rows: [tile] }]
+      },
+    ],
+    [
+      'a string where a map belongs',
+      (m) => {
+        m.metadata = 'x'
+      },
+    ],
   ]
   for (const [what, mutate] of rejections) {
     it(`rejects ${what} with ERR_INTEGRITY`, () => {

@@ -12,7 +12,12 @@ function naiveHalve(src: number[], width: number, height: number, channels: numb
       for (let c = 0; c < channels; c++) {
         let sum = 0
         let n = 0
-        for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]] as const) {
+        for (const [dx, dy] of [
+          [0, 0],
+          [1, 0],
+          [0, 1],
+          [1, 1],
+        ] as const) {
           const sx = 2 * x + dx
           const sy = 2 * y + dy
           if (sx < width && sy < height) {
@@ -29,9 +34,16 @@ function naiveHalve(src: number[], width: number, height: number, channels: numb
 
 describe('pyramid', () => {
   it('lists levels down to the first that fits one tile', () => {
-    expect(pyramidSizes(1000, 300, 256)).toEqual([[1000, 300], [500, 150], [250, 75]])
+    expect(pyramidSizes(1000, 300, 256)).toEqual([
+      [1000, 300],
+      [500, 150],
+      [250, 75],
+    ])
     expect(pyramidSizes(256, 256, 256)).toEqual([[256, 256]])
-    expect(pyramidSizes(257, 1, 256)).toEqual([[257, 1], [129, 1]])
+    expect(pyramidSizes(257, 1, 256)).toEqual([
+      [257, 1],
+      [129, 1],
+    ])
   })
 
   for (const [width, height, channels, bits] of [

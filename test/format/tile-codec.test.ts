@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { TileCoder, maxPayloadBytes, tileBytes } from '../../src/format/tile-codec.js'
+import { maxPayloadBytes, TileCoder, tileBytes } from '../../src/format/tile-codec.js'
 import { makeImage } from '../helpers/oracle.js'
 
 describe('tile codec', () => {
@@ -41,7 +41,9 @@ describe('tile codec', () => {
   })
 
   it('bounds payloads by zstd compressBound', () => {
-    expect(maxPayloadBytes({ tileSize: 256, channels: 4, bitsPerSample: 16 })).toBeGreaterThan(tileBytes({ tileSize: 256, channels: 4, bitsPerSample: 16 }))
+    expect(maxPayloadBytes({ tileSize: 256, channels: 4, bitsPerSample: 16 })).toBeGreaterThan(
+      tileBytes({ tileSize: 256, channels: 4, bitsPerSample: 16 }),
+    )
     expect(maxPayloadBytes({ tileSize: 512, channels: 4, bitsPerSample: 8 })).toBeGreaterThan(1 << 20)
   })
 
@@ -52,18 +54,38 @@ describe('tile codec', () => {
     try {
       const image = makeImage(512, 256, 3, 8, 5)
       await writeFile(join(dir, 'in.ppm'), Buffer.concat([Buffer.from('P6\n512 256\n255\n'), image.data]))
-      execFileSync('vips', ['tiffsave', join(dir, 'in.ppm'), join(dir, 'out.tif'), '--tile', '--tile-width', '256', '--tile-height', '256', '--compression', 'zstd', '--predictor', 'horizontal', '--level', '1'])
+      execFileSync('vips', [
+        'tiffsave',
+        join(dir, 'in.ppm'),
+        join(dir, 'out.tif'),
+        '--tile',
+        '--tile-width',
+        '256',
+        '--tile-height',
+        '256',
+        '--compression',
+        'zstd',
+        '--predictor',
+        'horizontal',
+        '--level',
+        '1',
+      ])
       const tiff = await readFile(join(dir, 'out.tif'))
       const ifd = tiff.readUInt32LE(4)
       const entries = new Map<number, number>()
-      for (let i = 0; i < tiff.readUInt16LE(ifd); i++) entries.set(tiff.readUInt16LE(ifd + 2 + i * 12), tiff.readUInt32LE(ifd + 10 + i * 12))
+      for (let i = 0; i < tiff.readUInt16LE(ifd); i++)
+        entries.set(tiff.readUInt16LE(ifd + 2 + i * 12), tiff.readUInt32LE(ifd + 10 + i * 12))
       const offsets = entries.get(324)!
       const counts = entries.get(325)!
       const coder = new TileCoder({ tileSize: 256, channels: 3, bitsPerSample: 8 }, { name: 'zstd', level: 1, predictor: 2 })
       for (let column = 0; column < 2; column++) {
         const tile = new Uint8Array(256 * 256 * 3)
-        for (let y = 0; y < 256; y++) tile.set(image.data.subarray((y * 512 + column * 256) * 3, (y * 512 + column * 256 + 256) * 3), y * 768)
-        const theirs = tiff.subarray(tiff.readUInt32LE(offsets + 4 * column), tiff.readUInt32LE(offsets + 4 * column) + tiff.readUInt32LE(counts + 4 * column))
+        for (let y = 0; y < 256; y++)
+          tile.set(image.data.subarray((y * 512 + column * 256) * 3, (y * 512 + column * 256 + 256) * 3), y * 768)
+        const theirs = tiff.subarray(
+          tiff.readUInt32LE(offsets + 4 * column),
+          tiff.readUInt32LE(offsets + 4 * column) + tiff.readUInt32LE(counts + 4 * column),
+        )
         expect(Buffer.compare(Buffer.from(coder.encode(tile)), theirs)).toBe(0)
       }
     } finally {

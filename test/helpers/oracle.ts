@@ -23,7 +23,7 @@ export function makeImage(width: number, height: number, channels: number, bits:
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
       for (let c = 0; c < channels; c++) {
-        const noise = Math.imul((x + 1) * 73856093 ^ (y + 1) * 19349663 ^ (c + seed) * 83492791, 2654435761) >>> 0
+        const noise = Math.imul(((x + 1) * 73856093) ^ ((y + 1) * 19349663) ^ ((c + seed) * 83492791), 2654435761) >>> 0
         const gradient = ((x * (c + 1) * 7 + y * 3) / (width + height)) * max
         samples[i++] = (Math.floor(gradient) + (noise % 64)) % (max + 1)
       }
@@ -58,7 +58,12 @@ export function naiveHalve(image: TestImage): TestImage {
       for (let c = 0; c < image.channels; c++) {
         let sum = 0
         let n = 0
-        for (const [dx, dy] of [[0, 0], [1, 0], [0, 1], [1, 1]] as const) {
+        for (const [dx, dy] of [
+          [0, 0],
+          [1, 0],
+          [0, 1],
+          [1, 1],
+        ] as const) {
           const sx = 2 * x + dx
           const sy = 2 * y + dy
           if (sx < image.width && sy < image.height) {

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -86,7 +86,11 @@ function blockStoreSuite(name: string, setup: () => Promise<BlockStore>, teardow
   })
 }
 
-blockStoreSuite('memory', async () => new MemoryBlockStore(), async () => {})
+blockStoreSuite(
+  'memory',
+  async () => new MemoryBlockStore(),
+  async () => {},
+)
 
 const dirs = new Map<BlockStore, string>()
 blockStoreSuite(

@@ -2,6 +2,7 @@
 import { extname } from 'node:path'
 import type { OutputFormat } from './interface.js'
 
+export { crc32 } from './crc32.js'
 export type {
   OutputFormat,
   PngOptions,
@@ -13,7 +14,6 @@ export type {
   TiffLayoutOptions,
   TiffPayloadsOptions,
 } from './interface.js'
-export { crc32 } from './crc32.js'
 export { npyHeader, writeNpy } from './npy.js'
 export { writePng } from './png.js'
 export { pnmHeader, writePnm } from './pnm.js'

@@ -5,7 +5,7 @@
  * to guess whether a trailing axis was squeezed.
  */
 import type { Band } from '../../format/interface.js'
-import { checkInit, checkedBands } from './bands.js'
+import { checkedBands, checkInit } from './bands.js'
 import type { RasterInit } from './interface.js'
 
 /** Data starts at a multiple of this, as numpy's own writer pads (ARRAY_ALIGN in numpy/lib/format.py). */

@@ -11,7 +11,7 @@ import zlib from 'node:zlib'
 import { InvalidArgumentError } from '../../errors.js'
 import type { Band } from '../../format/interface.js'
 import { bytesPerPixel } from '../../format/pixel.js'
-import { checkInit, checkedBands, rowBytes, swap16 } from './bands.js'
+import { checkedBands, checkInit, rowBytes, swap16 } from './bands.js'
 import { crc32 } from './crc32.js'
 import type { PngOptions, RasterInit } from './interface.js'
 
@@ -31,11 +31,7 @@ export type PngFilter = 'none' | 'sub' | 'up' | 'paeth'
  * InvalidArgumentError at call time for a bad init or options; the iterable throws RangeError
  * for bad bands.
  */
-export function writePng(
-  init: RasterInit,
-  bands: AsyncIterable<Band>,
-  options: PngOptions,
-): AsyncGenerator<Uint8Array, void, undefined> {
+export function writePng(init: RasterInit, bands: AsyncIterable<Band>, options: PngOptions): AsyncGenerator<Uint8Array, void, undefined> {
   checkInit(init)
   if (init.width > MAX_DIMENSION || init.height > MAX_DIMENSION) {
     throw new InvalidArgumentError(`PNG dimensions are limited to ${MAX_DIMENSION} but received ${init.width}x${init.height}`)
@@ -56,7 +52,12 @@ export function writePng(
   return png(init, bands, level, filter)
 }
 
-async function* png(init: RasterInit, bands: AsyncIterable<Band>, level: number, filter: PngFilter): AsyncGenerator<Uint8Array, void, undefined> {
+async function* png(
+  init: RasterInit,
+  bands: AsyncIterable<Band>,
+  level: number,
+  filter: PngFilter,
+): AsyncGenerator<Uint8Array, void, undefined> {
   yield pngHead(init)
   const stride = rowBytes(init)
   const bpp = bytesPerPixel(init.format)

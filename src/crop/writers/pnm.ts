@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../../errors.js'
 import type { Band, ColorModel } from '../../format/interface.js'
-import { checkInit, checkedBands, swap16 } from './bands.js'
+import { checkedBands, checkInit, swap16 } from './bands.js'
 import type { PnmKind, RasterInit } from './interface.js'
 
 const TUPLTYPE: Record<ColorModel, string> = {
@@ -45,11 +45,7 @@ export function pnmHeader(init: RasterInit, kind: PnmKind): Uint8Array {
  * kind that cannot hold the format (ppm needs rgb, pgm needs gray); the iterable throws
  * RangeError for bad bands.
  */
-export function writePnm(
-  init: RasterInit,
-  bands: AsyncIterable<Band>,
-  kind: PnmKind,
-): AsyncGenerator<Uint8Array, void, undefined> {
+export function writePnm(init: RasterInit, bands: AsyncIterable<Band>, kind: PnmKind): AsyncGenerator<Uint8Array, void, undefined> {
   checkInit(init)
   return pnm(pnmHeader(init, kind), init, bands)
 }

@@ -1,6 +1,6 @@
 /** Raw output: the region's samples exactly as the bands carry them, with no header. */
 import type { Band } from '../../format/interface.js'
-import { checkInit, checkedBands } from './bands.js'
+import { checkedBands, checkInit } from './bands.js'
 import type { RasterInit } from './interface.js'
 
 /**

@@ -12,7 +12,7 @@ import type { Band } from '../../format/interface.js'
 import { bytesPerPixel } from '../../format/pixel.js'
 import { encodePredictor } from '../../format/predictor.js'
 import { TileCoder, tileBytes } from '../../format/tile-codec.js'
-import { checkInit, checkedBands, rowBytes } from './bands.js'
+import { checkedBands, checkInit, rowBytes } from './bands.js'
 import type { TiffBandsOptions, TiffInit, TiffPayloadsOptions } from './interface.js'
 import { Spool } from './spool.js'
 import { tiffGrid, tiffHead } from './tiff-layout.js'
@@ -82,7 +82,11 @@ async function* verbatim(
 }
 
 /** Sizes are known up front, so the head goes first and tile rows follow as they are cut. */
-async function* uncompressed(init: TiffInit, bands: AsyncIterable<Band>, options: TiffBandsOptions): AsyncGenerator<Uint8Array, void, undefined> {
+async function* uncompressed(
+  init: TiffInit,
+  bands: AsyncIterable<Band>,
+  options: TiffBandsOptions,
+): AsyncGenerator<Uint8Array, void, undefined> {
   const { count, across } = tiffGrid(init)
   const bytes = tileBytes(tileShape(init))
   yield tiffHead(init, new Array<number>(count).fill(bytes), options)
@@ -94,7 +98,11 @@ async function* uncompressed(init: TiffInit, bands: AsyncIterable<Band>, options
   }
 }
 
-async function* compressed(init: TiffInit, bands: AsyncIterable<Band>, options: TiffBandsOptions): AsyncGenerator<Uint8Array, void, undefined> {
+async function* compressed(
+  init: TiffInit,
+  bands: AsyncIterable<Band>,
+  options: TiffBandsOptions,
+): AsyncGenerator<Uint8Array, void, undefined> {
   const { across } = tiffGrid(init)
   const encode = tileEncoder(init)
   const tile = new Uint8Array(tileBytes(tileShape(init)))
@@ -175,7 +183,11 @@ interface TileRow {
 }
 
 /** Rebuffers bands of any heights into rows of tiles; the yielded buffer is reused. */
-async function* tileRows(init: TiffInit, bands: AsyncIterable<Band>, signal: AbortSignal | undefined): AsyncGenerator<TileRow, void, undefined> {
+async function* tileRows(
+  init: TiffInit,
+  bands: AsyncIterable<Band>,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<TileRow, void, undefined> {
   const stride = rowBytes(init)
   const buffer = new Uint8Array(init.tileSize * stride)
   let filled = 0

@@ -10,7 +10,7 @@ import type { DecodedImage, DecodeOptions } from './interface.js'
 import { isPnm, openPnm } from './pnm.js'
 import { checkDimensions, readAt } from './rows.js'
 import { openSharp } from './sharp.js'
-import { TiffImage, isTiff, readTiffHeader, tiffRoute } from './tiff.js'
+import { isTiff, readTiffHeader, TiffImage, tiffRoute } from './tiff.js'
 
 export type { BandOptions, DecodedImage, DecodeOptions } from './interface.js'
 

@@ -9,7 +9,7 @@ import { CorruptInputError, UnsupportedFormatError } from '../../errors.js'
 import type { ColorModel } from '../../format/interface.js'
 import { pixelFormat } from '../../format/pixel.js'
 import type { DecodedImage, DecodeOptions } from './interface.js'
-import { RowFileImage, checkDimensions, readAt } from './rows.js'
+import { checkDimensions, RowFileImage, readAt } from './rows.js'
 
 /** Longest header read: enough for any sane comment block. */
 const MAX_HEADER = 64 * 1024

@@ -20,7 +20,7 @@ import { CorruptInputError, InvalidArgumentError, LimitError, NotFoundError, Uns
 import type { BitDepth, ColorModel, PixelFormat } from '../../format/interface.js'
 import { colorModelOf, pixelFormat } from '../../format/pixel.js'
 import type { DecodedImage, DecodeOptions } from './interface.js'
-import { RowFileImage, checkDimensions, readAt } from './rows.js'
+import { checkDimensions, RowFileImage, readAt } from './rows.js'
 
 export type { Metadata, Sharp, SharpOptions }
 
@@ -28,7 +28,14 @@ export type { Metadata, Sharp, SharpOptions }
 // libvips' own formats, nothing libvips marks untrusted (sharp docs, "block").
 sharp.block({ operation: ['VipsForeignLoad'] })
 sharp.unblock({
-  operation: ['VipsForeignLoadPng', 'VipsForeignLoadJpeg', 'VipsForeignLoadWebp', 'VipsForeignLoadTiff', 'VipsForeignLoadNsgif', 'VipsForeignLoadHeif'],
+  operation: [
+    'VipsForeignLoadPng',
+    'VipsForeignLoadJpeg',
+    'VipsForeignLoadWebp',
+    'VipsForeignLoadTiff',
+    'VipsForeignLoadNsgif',
+    'VipsForeignLoadHeif',
+  ],
 })
 
 /**
@@ -78,12 +85,15 @@ export async function probe(path: string, options: Pick<DecodeOptions, 'maxPixel
   const { width, height, channels, depth, space } = meta
   checkDimensions(width, height, options.maxPixels, meta.format)
   const bits = depth === 'uchar' ? 8 : depth === 'ushort' ? 16 : undefined
-  if (bits === undefined) throw new UnsupportedFormatError(`${meta.format} with ${depth} samples is not supported (only 8 or 16-bit unsigned)`)
+  if (bits === undefined)
+    throw new UnsupportedFormatError(`${meta.format} with ${depth} samples is not supported (only 8 or 16-bit unsigned)`)
   if (channels < 1 || channels > 4) throw new UnsupportedFormatError(`${meta.format} with ${channels} channels is not supported`)
   const colorModel = colorModelOf(channels)
   const expected = SPACES[colorModel][bits]
   if (space !== expected) {
-    throw new UnsupportedFormatError(`${meta.format} in colourspace ${space} with ${channels} channels is not supported (it would need converting)`)
+    throw new UnsupportedFormatError(
+      `${meta.format} in colourspace ${space} with ${channels} channels is not supported (it would need converting)`,
+    )
   }
   const icc = meta.icc === undefined ? undefined : new Uint8Array(meta.icc)
   return { width, height, format: pixelFormat(colorModel, bits), space, sourceFormat: meta.format, icc }

@@ -50,7 +50,24 @@ const COMPRESSION_DEFLATE_OLD = 32946
 const COMPRESSION_ZSTD = 50000
 
 // Bytes per value of each TIFF field type (TIFF 6.0 section 2; 16-18 from BigTIFF).
-const TYPE_SIZE: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8 }
+const TYPE_SIZE: Record<number, number> = {
+  1: 1,
+  2: 1,
+  3: 2,
+  4: 4,
+  5: 8,
+  6: 1,
+  7: 1,
+  8: 2,
+  9: 4,
+  10: 8,
+  11: 4,
+  12: 8,
+  13: 4,
+  16: 8,
+  17: 8,
+  18: 8,
+}
 
 /** The first IFD's fields that matter for decoding. */
 export interface TiffHeader {
@@ -106,7 +123,8 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
   const ifdOffset = bigTiff ? safe(view.getBigUint64(8, littleEndian)) : view.getUint32(4, littleEndian)
   const countSize = bigTiff ? 8 : 2
   const entrySize = bigTiff ? 20 : 12
-  if (ifdOffset < 8 || ifdOffset + countSize > fileSize) throw new CorruptInputError(`TIFF IFD offset ${ifdOffset} is outside the file (truncated?)`)
+  if (ifdOffset < 8 || ifdOffset + countSize > fileSize)
+    throw new CorruptInputError(`TIFF IFD offset ${ifdOffset} is outside the file (truncated?)`)
   const countBytes = await readAt(handle, ifdOffset, countSize, 'TIFF IFD')
   const countView = new DataView(countBytes.buffer)
   const count = bigTiff ? safe(countView.getBigUint64(0, littleEndian)) : countView.getUint16(0, littleEndian)
@@ -222,9 +240,7 @@ function safe(value: bigint): number {
 }
 
 /** Whether this reader streams the TIFF, or sharp must decode it (and why). */
-export type TiffRoute =
-  | { readonly stream: true; readonly format: PixelFormat }
-  | { readonly stream: false; readonly reason: string }
+export type TiffRoute = { readonly stream: true; readonly format: PixelFormat } | { readonly stream: false; readonly reason: string }
 
 /**
  * Decides who decodes `header`. Throws UnsupportedFormatError for WhiteIsZero, which libvips
@@ -239,14 +255,16 @@ export function tiffRoute(header: TiffHeader): TiffRoute {
   const compressions: readonly number[] = [COMPRESSION_NONE, COMPRESSION_DEFLATE, COMPRESSION_DEFLATE_OLD, COMPRESSION_ZSTD]
   if (!compressions.includes(header.compression)) return sharp(`compression ${header.compression}`)
   const bits = header.bitsPerSample[0]!
-  if ((bits !== 8 && bits !== 16) || header.bitsPerSample.some((b) => b !== bits)) return sharp(`${header.bitsPerSample.join('/')} bits per sample`)
+  if ((bits !== 8 && bits !== 16) || header.bitsPerSample.some((b) => b !== bits))
+    return sharp(`${header.bitsPerSample.join('/')} bits per sample`)
   if (header.sampleFormat.some((f) => f !== 1)) return sharp(`SampleFormat ${header.sampleFormat.join('/')}`)
   const extra = spp === 2 || spp === 4 ? 1 : 0
   const gray = photometric === 1 && (spp === 1 || spp === 2)
   const rgb = photometric === 2 && (spp === 3 || spp === 4)
   if (!gray && !rgb) return sharp(`Photometric ${photometric} with ${spp} samples`)
   // The extra sample must be alpha (1 associated, 2 unassociated) or unspecified (0).
-  if (header.extraSamples.length !== extra || header.extraSamples.some((e) => e > 2)) return sharp(`ExtraSamples ${header.extraSamples.join('/')}`)
+  if (header.extraSamples.length !== extra || header.extraSamples.some((e) => e > 2))
+    return sharp(`ExtraSamples ${header.extraSamples.join('/')}`)
   if (header.predictor !== 1 && header.predictor !== 2) return sharp(`Predictor ${header.predictor}`)
   // libtiff applies no predictor to uncompressed data; leave that oddity to it.
   if (header.predictor === 2 && header.compression === COMPRESSION_NONE) return sharp('Predictor 2 without compression')

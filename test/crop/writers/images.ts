@@ -62,12 +62,7 @@ export function unevenHeights(height: number, seed = 7): number[] {
 }
 
 /** The image as bands of the given heights (copies, as a real producer hands over fresh buffers). */
-export async function* toBands(
-  image: Uint8Array,
-  width: number,
-  format: PixelFormat,
-  heights: readonly number[],
-): AsyncGenerator<Band> {
+export async function* toBands(image: Uint8Array, width: number, format: PixelFormat, heights: readonly number[]): AsyncGenerator<Band> {
   const stride = width * format.channels * (format.bitsPerSample / 8)
   let y = 0
   for (const height of heights) {

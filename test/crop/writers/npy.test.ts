@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { npyHeader, writeNpy } from '../../../src/crop/writers/npy.js'
 import { pixelFormat } from '../../../src/format/pixel.js'
 import { type DecodedImage, readAll } from '../../helpers/readers.js'
-import { FORMATS, collect, expectPixels, label, makeImage, toBands, unevenHeights, writeTo } from './images.js'
+import { collect, expectPixels, FORMATS, label, makeImage, toBands, unevenHeights, writeTo } from './images.js'
 
 const SIZES = [
   [37, 23],
@@ -13,7 +13,9 @@ const SIZES = [
   [300, 200],
 ] as const
 
-const cases = FORMATS.flatMap((format) => SIZES.map(([width, height]) => ({ format, width, height, name: `${label(format)} ${width}x${height}` })))
+const cases = FORMATS.flatMap((format) =>
+  SIZES.map(([width, height]) => ({ format, width, height, name: `${label(format)} ${width}x${height}` })),
+)
 
 let dir: string
 let decoded: DecodedImage[]
@@ -49,7 +51,10 @@ describe('writeNpy read by numpy.load', () => {
 
 describe('npyHeader', () => {
   it('pads so the data starts at a multiple of 64 and ends the header with a newline', () => {
-    for (const [width, height] of [[1, 1], [123456789, 987654321]] as const) {
+    for (const [width, height] of [
+      [1, 1],
+      [123456789, 987654321],
+    ] as const) {
       const header = npyHeader({ width, height, format: pixelFormat('rgba', 16) })
       expect(header.length % 64).toBe(0)
       expect(header[header.length - 1]).toBe(0x0a)

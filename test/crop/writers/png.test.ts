@@ -7,7 +7,7 @@ import { writePng } from '../../../src/crop/writers/png.js'
 import type { Band, PixelFormat } from '../../../src/format/interface.js'
 import { pixelFormat } from '../../../src/format/pixel.js'
 import { type DecodedImage, type ReadJob, readAll } from '../../helpers/readers.js'
-import { FORMATS, collect, expectPixels, label, makeImage, toBands, unevenHeights, writeTo } from './images.js'
+import { collect, expectPixels, FORMATS, label, makeImage, toBands, unevenHeights, writeTo } from './images.js'
 
 const SIZES = [
   [37, 23],
@@ -46,12 +46,28 @@ const cases: Case[] = [
     ),
   ),
   // Level 1 and 9, one band per row.
-  { format: pixelFormat('rgb', 8), width: 61, height: 40, compression: 'deflate', level: 1, heights: new Array(40).fill(1), readers: ['pil', 'vips'] },
+  {
+    format: pixelFormat('rgb', 8),
+    width: 61,
+    height: 40,
+    compression: 'deflate',
+    level: 1,
+    heights: new Array(40).fill(1),
+    readers: ['pil', 'vips'],
+  },
   { format: pixelFormat('rgba', 16), width: 61, height: 40, compression: 'deflate', level: 9, heights: [40], readers: ['vips', 'gdal'] },
   // One band whose stored data (9.6 MB) spans several IDAT chunks.
   { format: pixelFormat('rgba', 16), width: 1000, height: 1200, compression: 'none', heights: [7, 1193], readers: ['vips'] },
   // iCCP with a real sRGB profile (libspng, under vips, checks it).
-  { format: pixelFormat('rgb', 8), width: 37, height: 23, compression: 'deflate', heights: [23], icc: true, readers: ['pil', 'vips', 'gdal'] },
+  {
+    format: pixelFormat('rgb', 8),
+    width: 37,
+    height: 23,
+    compression: 'deflate',
+    heights: [23],
+    icc: true,
+    readers: ['pil', 'vips', 'gdal'],
+  },
   { format: pixelFormat('rgba', 16), width: 37, height: 23, compression: 'none', heights: [10, 13], icc: true, readers: ['vips'] },
 ]
 
@@ -63,7 +79,10 @@ let srgb: Uint8Array
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tessera-png-'))
-  const carrier = await sharp({ create: { width: 1, height: 1, channels: 3, background: 'red' } }).withIccProfile('srgb').png().toBuffer()
+  const carrier = await sharp({ create: { width: 1, height: 1, channels: 3, background: 'red' } })
+    .withIccProfile('srgb')
+    .png()
+    .toBuffer()
   srgb = new Uint8Array((await sharp(carrier).metadata()).icc!)
   for (const [i, c] of cases.entries()) {
     const image = makeImage(c.width, c.height, c.format, i)
@@ -112,7 +131,11 @@ describe('writePng structure', () => {
     expect(idats.length).toBeGreaterThanOrEqual(3)
     expect(Math.max(...idats.map(([, n]) => n))).toBeLessThanOrEqual(4 << 20)
     const icc = cases.findIndex((c) => c.icc)
-    expect(chunks(new Uint8Array(await readFile(join(dir, `${icc}.png`)))).map(([t]) => t).slice(0, 3)).toEqual(['IHDR', 'iCCP', 'IDAT'])
+    expect(
+      chunks(new Uint8Array(await readFile(join(dir, `${icc}.png`))))
+        .map(([t]) => t)
+        .slice(0, 3),
+    ).toEqual(['IHDR', 'iCCP', 'IDAT'])
   })
 
   async function* none(): AsyncGenerator<Band> {}
@@ -127,8 +150,8 @@ describe('writePng structure', () => {
   it('rejects bands with too few rows', async () => {
     const format = pixelFormat('rgb', 8)
     const image = makeImage(5, 5, format)
-    await expect(collect(writePng({ width: 5, height: 6, format }, toBands(image, 5, format, [5]), { compression: 'deflate' }))).rejects.toThrow(
-      RangeError,
-    )
+    await expect(
+      collect(writePng({ width: 5, height: 6, format }, toBands(image, 5, format, [5]), { compression: 'deflate' })),
+    ).rejects.toThrow(RangeError)
   })
 })

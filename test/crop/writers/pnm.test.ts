@@ -7,7 +7,7 @@ import { writePnm } from '../../../src/crop/writers/pnm.js'
 import type { Band, PixelFormat } from '../../../src/format/interface.js'
 import { pixelFormat } from '../../../src/format/pixel.js'
 import { type DecodedImage, type ReadJob, readAll } from '../../helpers/readers.js'
-import { FORMATS, expectPixels, label, makeImage, toBands, unevenHeights, writeTo } from './images.js'
+import { expectPixels, FORMATS, label, makeImage, toBands, unevenHeights, writeTo } from './images.js'
 
 const SIZES = [
   [37, 23],
@@ -45,7 +45,10 @@ beforeAll(async () => {
   await Promise.all(
     cases.map(async ({ format, width, height, kind }, i) => {
       const image = makeImage(width, height, format, i)
-      await writeTo(join(dir, `${i}.${kind}`), writePnm({ width, height, format }, toBands(image, width, format, unevenHeights(height, i)), kind))
+      await writeTo(
+        join(dir, `${i}.${kind}`),
+        writePnm({ width, height, format }, toBands(image, width, format, unevenHeights(height, i)), kind),
+      )
     }),
   )
   decoded = await readAll(jobs.map(({ i, reader }) => ({ reader, path: join(dir, `${i}.${cases[i]!.kind}`) })))

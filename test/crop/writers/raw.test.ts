@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { extensionFormat, writeRaw } from '../../../src/crop/writers/index.js'
 import type { Band, PixelFormat } from '../../../src/format/interface.js'
 import { pixelFormat } from '../../../src/format/pixel.js'
-import { FORMATS, collect, label, makeImage, toBands, unevenHeights } from './images.js'
+import { collect, FORMATS, label, makeImage, toBands, unevenHeights } from './images.js'
 
 async function* bandsOf(...bands: Band[]): AsyncGenerator<Band> {
   yield* bands

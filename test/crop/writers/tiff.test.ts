@@ -9,7 +9,7 @@ import type { Band, PixelFormat } from '../../../src/format/interface.js'
 import { bytesPerPixel, pixelFormat } from '../../../src/format/pixel.js'
 import { TileCoder } from '../../../src/format/tile-codec.js'
 import { type DecodedImage, type ReadJob, readAll } from '../../helpers/readers.js'
-import { FORMATS, collect, expectPixels, label, makeImage, toBands, unevenHeights, writeTo } from './images.js'
+import { collect, expectPixels, FORMATS, label, makeImage, toBands, unevenHeights, writeTo } from './images.js'
 
 const SIZES = [
   [37, 23],
@@ -26,7 +26,15 @@ const VARIANTS = [
 const ALL_READERS: ReadJob['reader'][] = ['tifffile', 'gdal', 'vips']
 
 /** The naive oracle: tile (column, row) of `image`, zero-padded, as TIFF stores it. */
-function oracleTile(image: Uint8Array, width: number, height: number, format: PixelFormat, tileSize: number, column: number, row: number): Uint8Array {
+function oracleTile(
+  image: Uint8Array,
+  width: number,
+  height: number,
+  format: PixelFormat,
+  tileSize: number,
+  column: number,
+  row: number,
+): Uint8Array {
   const bpp = bytesPerPixel(format)
   const tile = new Uint8Array(tileSize * tileSize * bpp)
   for (let y = 0; y < tileSize; y++) {
@@ -88,7 +96,15 @@ function payloadsCase(init: TiffInit, options: Parameters<typeof writeTiffFromPa
     readers: ALL_READERS,
     write: async (path, image, init) => {
       const payloads = encodeTiles(image, init)
-      await writeTo(path, writeTiffFromPayloads(init, payloads.map((p) => p.length), iterate(payloads), options))
+      await writeTo(
+        path,
+        writeTiffFromPayloads(
+          init,
+          payloads.map((p) => p.length),
+          iterate(payloads),
+          options,
+        ),
+      )
     },
     ...extra,
   }
@@ -100,13 +116,13 @@ const base = { zstdLevel: 3 }
 const cases: Case[] = [
   ...FORMATS.flatMap((format) =>
     SIZES.flatMap(([width, height]) =>
-      [16, 64].flatMap((tileSize) =>
-        VARIANTS.map((variant) => bandsCase({ width, height, format, tileSize, ...variant, ...base })),
-      ),
+      [16, 64].flatMap((tileSize) => VARIANTS.map((variant) => bandsCase({ width, height, format, tileSize, ...variant, ...base }))),
     ),
   ),
   ...FORMATS.flatMap((format) =>
-    [1, 2].map((predictor) => payloadsCase({ width: 100, height: 70, format, tileSize: 32, compression: 'zstd', predictor: predictor as 1 | 2, ...base })),
+    [1, 2].map((predictor) =>
+      payloadsCase({ width: 100, height: 70, format, tileSize: 32, compression: 'zstd', predictor: predictor as 1 | 2, ...base }),
+    ),
   ),
   // BigTIFF through the injectable threshold, for both paths and the streaming 'none' path.
   ...(['zstd', 'deflate', 'none'] as const).map((compression) =>
@@ -122,7 +138,10 @@ const cases: Case[] = [
     { expectInfo: { bigtiff: true } },
   ),
   // Spooled to a temp file after 1000 bytes.
-  bandsCase({ width: 300, height: 200, format: pixelFormat('rgb', 16), tileSize: 64, compression: 'zstd', predictor: 2, ...base }, { spoolThreshold: 1000 }),
+  bandsCase(
+    { width: 300, height: 200, format: pixelFormat('rgb', 16), tileSize: 64, compression: 'zstd', predictor: 2, ...base },
+    { spoolThreshold: 1000 },
+  ),
   // ICC profile tag.
   bandsCase(
     { width: 37, height: 23, format: pixelFormat('rgb', 8), tileSize: 16, compression: 'deflate', predictor: 2, ...base },
@@ -138,7 +157,10 @@ let decoded: DecodedImage[]
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tessera-tiff-'))
-  const carrier = await sharp({ create: { width: 1, height: 1, channels: 3, background: 'red' } }).withIccProfile('srgb').png().toBuffer()
+  const carrier = await sharp({ create: { width: 1, height: 1, channels: 3, background: 'red' } })
+    .withIccProfile('srgb')
+    .png()
+    .toBuffer()
   srgb = new Uint8Array((await sharp(carrier).metadata()).icc!)
   for (const [i, c] of cases.entries()) {
     const init = c.icc ? { ...c.init, icc: srgb } : c.init
@@ -171,7 +193,15 @@ describe('TIFF writers read by tifffile, GDAL and vips', () => {
 })
 
 describe('writeTiffFromBands spooling', () => {
-  const init: TiffInit = { width: 200, height: 150, format: pixelFormat('rgb', 8), tileSize: 32, compression: 'zstd', predictor: 2, zstdLevel: 3 }
+  const init: TiffInit = {
+    width: 200,
+    height: 150,
+    format: pixelFormat('rgb', 8),
+    tileSize: 32,
+    compression: 'zstd',
+    predictor: 2,
+    zstdLevel: 3,
+  }
   const image = makeImage(init.width, init.height, init.format, 5)
   const bands = () => toBands(image, init.width, init.format, unevenHeights(init.height, 3))
 
@@ -235,7 +265,15 @@ describe('writeTiffFromBands spooling', () => {
 })
 
 describe('writeTiffFromPayloads', () => {
-  const init: TiffInit = { width: 70, height: 40, format: pixelFormat('graya', 16), tileSize: 16, compression: 'zstd', predictor: 2, zstdLevel: 3 }
+  const init: TiffInit = {
+    width: 70,
+    height: 40,
+    format: pixelFormat('graya', 16),
+    tileSize: 16,
+    compression: 'zstd',
+    predictor: 2,
+    zstdLevel: 3,
+  }
   const image = makeImage(init.width, init.height, init.format, 9)
   const payloads = encodeTiles(image, init)
   const lengths = payloads.map((p) => p.length)
@@ -262,7 +300,15 @@ describe('writeTiffFromPayloads', () => {
 })
 
 describe('TIFF init validation', () => {
-  const good: TiffInit = { width: 10, height: 10, format: pixelFormat('rgb', 8), tileSize: 16, compression: 'zstd', predictor: 1, zstdLevel: 3 }
+  const good: TiffInit = {
+    width: 10,
+    height: 10,
+    format: pixelFormat('rgb', 8),
+    tileSize: 16,
+    compression: 'zstd',
+    predictor: 1,
+    zstdLevel: 3,
+  }
   it.each([
     ['tile size not a multiple of 16', { tileSize: 24 }],
     ['unknown compression', { compression: 'lzw' }],
