@@ -11,7 +11,7 @@ import { writePng } from './crop/writers/png.js'
 import { writePnm } from './crop/writers/pnm.js'
 import { writeRaw } from './crop/writers/raw.js'
 import { writeTiffFromBands, writeTiffFromPayloads } from './crop/writers/tiff.js'
-import { InvalidArgumentError, InvalidCidError, InvalidRegionError, TesseraError } from './errors.js'
+import { InvalidArgumentError, InvalidCidError, InvalidRegionError, NotFoundError, TesseraError } from './errors.js'
 import { type CID, DAG_CBOR, parseCid, RAW } from './format/block.js'
 import { levelGeometry } from './format/grid.js'
 import type { Region } from './format/interface.js'
@@ -240,6 +240,8 @@ export async function verifyImage(store: BlockStore, cid: CID | string, options?
     }
   }
   const root = typeof cid === 'string' ? parseCid(cid) : cid
+  if (root.code !== DAG_CBOR) throw new InvalidCidError(`${root} is not an image root (expected a dag-cbor CID)`)
+  if (!(await store.has(root, options))) throw new NotFoundError(`Image ${root} not found`)
   const rootBytes = await check(root)
   if (rootBytes === undefined) return { blocks, bytes, problems }
   const manifest = decodeManifest(rootBytes)

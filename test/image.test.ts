@@ -187,4 +187,21 @@ describe('import limits', () => {
     const ok = await importImage(store, path, { tileSize: 352, workers: 0 })
     expect(ok.manifest.tileSize).toBe(352)
   })
+
+  it('refuses an image too wide for one index block before compressing anything', async () => {
+    const store = new MemoryBlockStore()
+    const path = join(dir, 'wide.pam')
+    await writePam(path, makeImage(400_000, 1, 1, 8))
+    await expect(importImage(store, path, { tileSize: 16, workers: 0 })).rejects.toMatchObject({ code: 'ERR_LIMIT' })
+    expect(store.blocks.size).toBe(0)
+  })
+
+  it('refuses a bad worker count', async () => {
+    const store = new MemoryBlockStore()
+    const path = join(dir, 'limits.pam')
+    await expect(importImage(store, path, { workers: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(verifyImage(store, 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku')).rejects.toMatchObject({
+      code: 'ERR_NOT_FOUND',
+    })
+  })
 })

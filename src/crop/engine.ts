@@ -6,9 +6,13 @@ import { InvalidArgumentError } from '../errors.js'
 import { levelGeometry } from '../format/grid.js'
 import type { Band, Region } from '../format/interface.js'
 import { decodeTileRow, type ImageManifest, type TileRowIndex } from '../format/manifest.js'
+import { decodePredictorRows } from '../format/predictor.js'
 import { TileCoder, tileBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore } from '../store/interface.js'
 import { planCrop, tileRange, validateRegion } from './plan.js'
+
+/** Decoded index blocks an ImageReader keeps (a row of a 100k-pixel-wide image is ~20 KB). */
+const INDEX_CACHE_ROWS = 256
 
 /** Counters of what a crop read from the store. */
 export interface CropStats {
@@ -35,6 +39,7 @@ export class ImageReader {
   readonly store: BlockStore
   readonly manifest: ImageManifest
   readonly #coder: TileCoder
+  readonly #rows = new Map<string, TileRowIndex>()
 
   constructor(store: BlockStore, manifest: ImageManifest) {
     this.store = store
@@ -54,12 +59,23 @@ export class ImageReader {
     return { ...levelGeometry(entry.width, entry.height, this.manifest.tileSize), entry }
   }
 
-  /** Loads the index block of one tile row. */
+  /** Loads the index block of one tile row (kept in a small cache: index blocks are immutable). */
   async tileRow(level: number, row: number, options: ReadOptions = {}): Promise<TileRowIndex> {
     const { entry, columns } = this.level(level)
+    const key = `${level}/${row}`
+    const cached = this.#rows.get(key)
+    if (cached !== undefined) {
+      // Refresh its place in the Map's insertion order: the first key is the least recent.
+      this.#rows.delete(key)
+      this.#rows.set(key, cached)
+      return cached
+    }
     const bytes = await this.store.get(entry.rows[row]!, options)
     if (options.stats) options.stats.indexBlocksRead++
-    return decodeTileRow(bytes, columns)
+    const index = decodeTileRow(bytes, columns)
+    this.#rows.set(key, index)
+    if (this.#rows.size > INDEX_CACHE_ROWS) this.#rows.delete(this.#rows.keys().next().value!)
+    return index
   }
 
   /** The region's pixels, one band per intersecting tile row. Validates the region first. */
@@ -68,6 +84,7 @@ export class ImageReader {
     const { width, height } = this.level(level)
     validateRegion(region, width, height)
     const { tileSize, channels, bitsPerSample } = this.manifest
+    const { predictor } = this.manifest.codec
     const pixelBytes = channels * (bitsPerSample / 8)
     const tileRowBytes = tileSize * pixelBytes
     const regionRowBytes = region.width * pixelBytes
@@ -83,7 +100,10 @@ export class ImageReader {
       for (let i = 0; i < band.slices.length; i++) {
         const slice = band.slices[i]!
         const payload = payloads[i]!
-        this.#coder.decode(payload, tile)
+        this.#coder.decompress(payload, tile)
+        if (predictor === 2) {
+          decodePredictorRows(tile, tileSize, channels, bitsPerSample, band.tileY, band.height, slice.tileX + slice.width)
+        }
         if (options.stats) {
           options.stats.tilesRead++
           options.stats.tileBytesRead += payload.length

@@ -92,6 +92,19 @@ export class TileCoder {
    * whole tile's pixels, padding included. Throws IntegrityError on a malformed payload.
    */
   decode(payload: Uint8Array, target: Uint8Array = new Uint8Array(this.#bytes)): Uint8Array {
+    this.decompress(payload, target)
+    if (this.codec.predictor === 2) {
+      decodePredictor(target.subarray(0, this.#bytes), this.shape.tileSize, this.shape.channels, this.shape.bitsPerSample)
+    }
+    return target
+  }
+
+  /**
+   * Decompresses one payload into `target` without undoing the predictor: for readers that
+   * undo it only where they need pixels (decodePredictorRows). Throws IntegrityError on a
+   * malformed payload.
+   */
+  decompress(payload: Uint8Array, target: Uint8Array): Uint8Array {
     if (target.length < this.#bytes) throw new RangeError(`Tile target must hold ${this.#bytes} bytes`)
     this.#dctx ??= new zstd.DCtx()
     let length: number
@@ -102,9 +115,6 @@ export class TileCoder {
     }
     if (length !== this.#bytes) throw new IntegrityError(`Tile payload decoded to ${length} bytes, expected ${this.#bytes}`)
     if (zstd.findFrameCompressedSize(payload) !== payload.length) throw new IntegrityError('Tile payload is not exactly one zstd frame')
-    if (this.codec.predictor === 2) {
-      decodePredictor(target.subarray(0, this.#bytes), this.shape.tileSize, this.shape.channels, this.shape.bitsPerSample)
-    }
     return target
   }
 }

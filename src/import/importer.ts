@@ -80,6 +80,9 @@ export async function importImage(store: BlockStore, path: string, options: Impo
     if (link !== undefined && (link.version !== 1 || link.code !== DAG_CBOR))
       throw new InvalidCidError(`${name} must be the CIDv1 of an image root`)
   }
+  if (options.workers !== undefined && (!Number.isInteger(options.workers) || options.workers < 0 || options.workers > 64)) {
+    throw new InvalidArgumentError(`Expected 0 to 64 workers but received ${options.workers}`)
+  }
   const decoder = await openDecoder(path, {
     maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
     tmpDir: options.tmpDir ?? tmpdir(),
@@ -155,6 +158,8 @@ export async function importImage(store: BlockStore, path: string, options: Impo
 // byte string with its prefix) plus slack; the rest of the root stays well under 4 KiB.
 const ROOT_LINK_BYTES = 42
 const ROOT_FIXED_BYTES = 4096
+// Bytes of one tile in an index block: its link as above plus a length of up to 5 bytes.
+const INDEX_TILE_BYTES = 47
 
 /**
  * Every block must fit in MAX_BLOCK_BYTES (spec/format.md, Addresses). Checked before any
@@ -167,6 +172,10 @@ function checkBlockLimits(format: PixelFormat, tileSize: number, sizes: Array<[n
     throw new InvalidArgumentError(
       `Tile size ${tileSize} is too large for ${bytesPerPixel(format)}-byte pixels: a tile could exceed the ${MAX_BLOCK_BYTES}-byte block limit`,
     )
+  }
+  const columns = Math.ceil(sizes[0]![0] / tileSize)
+  if (columns * INDEX_TILE_BYTES + 64 > MAX_BLOCK_BYTES) {
+    throw new LimitError(`The image is ${columns} tiles wide, too many for one ${MAX_BLOCK_BYTES}-byte index block: use a larger tile size`)
   }
   const rows = sizes.reduce((sum, [, h]) => sum + Math.ceil(h / tileSize), 0)
   if (ROOT_FIXED_BYTES + rows * ROOT_LINK_BYTES > MAX_BLOCK_BYTES) {
@@ -273,7 +282,11 @@ class LevelBuilder {
     this.#buffer = this.#allocate()
     this.#filled = 0
     this.#emitted++
-    this.#inFlight.push({ buffer, row: this.#compress(data, rows) })
+    const row = this.#compress(data, rows)
+    // Awaited in order by #drainOne; if an earlier row fails first, this one's rejection
+    // must not go unhandled (which would end the process).
+    row.catch(() => {})
+    this.#inFlight.push({ buffer, row })
     // The caller halves this band for the next level before adding more rows, and the buffer
     // is recycled only after its compression is drained, so `data` stays valid long enough.
     return { y, height: rows, data }

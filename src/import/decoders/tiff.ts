@@ -392,8 +392,8 @@ export class TiffImage implements DecodedImage {
     let out: Uint8Array
     try {
       if (compression === COMPRESSION_ZSTD) {
-        // libtiff records the content size in each frame, but pass the size anyway: another
-        // writer may omit it, and it bounds the output.
+        // libtiff's frames do not record their content size (it streams them): decode into
+        // the size the tile or strip must have, which also bounds the output.
         out = zstdDecompress(bytes, full)
       } else if (compression === COMPRESSION_NONE) {
         out = bytes

@@ -1,0 +1,3 @@
+/** Tessera's public API: the image facade and the typed errors. */
+export * from './errors.js'
+export * from './image.js'
