@@ -17,6 +17,7 @@ import { levelGeometry } from './format/grid.js'
 import type { Region } from './format/interface.js'
 import { decodeManifest, decodeTileRow, type ImageManifest } from './format/manifest.js'
 import { pixelFormat } from './format/pixel.js'
+import type { ImportOptions, ImportResult } from './import/importer.js'
 import type { AbortOptions, BlockStore } from './store/interface.js'
 import { defaultStoreDir } from './store/location.js'
 import { openPackStore, type PackStoreInit } from './store/pack-store.js'
@@ -24,9 +25,19 @@ import { openPackStore, type PackStoreInit } from './store/pack-store.js'
 export { type CropStats, emptyStats } from './crop/engine.js'
 export type { OutputFormat, TiffCompression } from './crop/writers/interface.js'
 export type { Region } from './format/interface.js'
-export { DEFAULT_MAX_PIXELS, type ImportOptions, type ImportResult, importImage } from './import/importer.js'
+export { DEFAULT_MAX_PIXELS } from './import/limits.js'
 export type { BlockStore } from './store/interface.js'
+export type { ImportOptions, ImportResult }
 export { defaultStoreDir }
+
+/**
+ * Imports the image file at `path` into `store`, returning its CID (see ImportOptions).
+ * The importer (and sharp, which it loads) is loaded on first use: crops never need it.
+ */
+export async function importImage(store: BlockStore, path: string, options?: ImportOptions): Promise<ImportResult> {
+  const importer = await import('./import/importer.js')
+  return importer.importImage(store, path, options)
+}
 
 /** Opens the embedded store in `dir` (default: defaultStoreDir()). */
 export function openStore(dir: string = defaultStoreDir(), init?: PackStoreInit): Promise<BlockStore> {

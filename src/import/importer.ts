@@ -25,10 +25,8 @@ import { maxPayloadBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
 import type { CompressResult } from './compress.js'
 import { openDecoder } from './decoders/index.js'
+import { DEFAULT_MAX_PIXELS } from './limits.js'
 import { CompressPool } from './pool.js'
-
-/** Default largest image accepted, in pixels (a decompression-bomb guard; raise per call). */
-export const DEFAULT_MAX_PIXELS = 2 ** 31
 
 /** Options of one import. */
 export interface ImportOptions extends AbortOptions {
