@@ -110,7 +110,8 @@ export async function importImage(store: BlockStore, path: string, options: Impo
         }),
     )
     const totalRows = builders[0]!.tileRows
-    for await (const band of decoder.bands(tileSize, options)) {
+    const level0 = builders[0]!
+    for await (const band of decoder.bands(tileSize, { signal: options.signal, target: (bytes) => level0.target(bytes) })) {
       await feed(builders, 0, band)
       options.onProgress?.(Math.ceil((band.y + band.height) / tileSize), totalRows)
     }
@@ -225,7 +226,7 @@ class LevelBuilder {
   readonly #rowBytes: number
   readonly #columns: number
   readonly #rows: CID[] = []
-  // Tile-row buffers come back here once compressed: a level needs at most three at a time.
+  // Tile-row buffers come back here once compressed: a level needs at most two at a time.
   readonly #free: Uint8Array[] = []
   #buffer: Uint8Array
   #filled = 0
@@ -243,12 +244,24 @@ class LevelBuilder {
     this.#buffer = this.#allocate()
   }
 
+  /** A place for the next `bytes` bytes of rows, when they start a tile row: a decoder reads straight into it. */
+  target(bytes: number): Uint8Array | undefined {
+    return this.#filled === 0 && bytes <= this.#buffer.length ? this.#buffer.subarray(0, bytes) : undefined
+  }
+
   /** Adds rows; returns the completed tile-row bands (for the next pyramid level). */
   async add(band: Band): Promise<Band[]> {
     if (band.y !== this.#nextY) throw new RangeError(`Expected row ${this.#nextY} but received ${band.y}`)
     this.#nextY += band.height
     const done: Band[] = []
     let offset = 0
+    if (band.data.buffer === this.#buffer.buffer && band.data.byteOffset === this.#buffer.byteOffset && this.#filled === 0) {
+      // Read straight into our buffer through target(): nothing to copy.
+      this.#filled = band.data.length
+      offset = band.data.length
+      const y = this.#emitted * this.#init.tileSize
+      if (this.#filled === this.#buffer.length || y + band.height === this.#init.height) done.push(await this.#emit(y, band.height))
+    }
     while (offset < band.data.length) {
       const take = Math.min(band.data.length - offset, this.#buffer.length - this.#filled)
       this.#buffer.set(band.data.subarray(offset, offset + take), this.#filled)
@@ -274,7 +287,9 @@ class LevelBuilder {
   }
 
   async #emit(y: number, rows: number): Promise<Band> {
-    while (this.#inFlight.length >= 2) await this.#drainOne()
+    // One row compressing while the next fills keeps every worker busy (reading is ~10x
+    // faster than compressing); more rows in flight would only cost memory.
+    while (this.#inFlight.length >= 1) await this.#drainOne()
     const buffer = this.#buffer
     const data = buffer.subarray(0, rows * this.#rowBytes)
     this.#buffer = this.#allocate()

@@ -3,6 +3,10 @@ import { availableParallelism } from 'node:os'
 import { Worker } from 'node:worker_threads'
 import { type CompressJob, type CompressResult, compressBand } from './compress.js'
 
+// Workers hold almost nothing on their JS heaps (tiles live in ArrayBuffers): small young
+// generations keep each thread's idle heap from costing tens of MiB of RSS.
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 }
+
 /** Runs compression jobs; `size` 0 runs them inline on the calling thread. */
 export class CompressPool {
   readonly size: number
@@ -58,9 +62,9 @@ export class CompressPool {
         // whose loader hooks must be registered inside the worker itself.
         new Worker(
           `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(new URL('./compress-worker.ts', import.meta.url).href)}) })`,
-          { eval: true },
+          { eval: true, resourceLimits: WORKER_LIMITS },
         )
-      : new Worker(new URL('./compress-worker.js', import.meta.url))
+      : new Worker(new URL('./compress-worker.js', import.meta.url), { resourceLimits: WORKER_LIMITS })
     worker.on('message', ({ id, result, error }: { id: number; result?: CompressResult; error?: string }) => {
       const pending = this.#pending.get(id)
       if (pending === undefined) return

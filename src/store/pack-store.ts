@@ -187,6 +187,7 @@ class PackWriter implements BlockWriter {
 
   async put(cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<boolean> {
     options?.signal?.throwIfAborted()
+    this.#open()
     const key = blockKey(cid)
     const pendingKey = Buffer.from(key).toString('latin1')
     if (this.#pending.has(pendingKey) || (await this.#db.get(key)) !== undefined) return false

@@ -38,7 +38,7 @@ async function readAll(image: DecodedImage, bandHeight: number): Promise<Uint8Ar
     expect(band.y).toBe(y)
     expect(band.height).toBe(Math.min(bandHeight, image.height - y))
     expect(band.data.length).toBe(band.height * rowBytes)
-    chunks.push(band.data)
+    chunks.push(band.data.slice()) // a band is valid only until the next one is requested
     y += band.height
   }
   expect(y).toBe(image.height)

@@ -13,6 +13,12 @@ export interface DecodeOptions {
 /** Options of one `bands()` pass. */
 export interface BandOptions {
   readonly signal?: AbortSignal | undefined
+  /**
+   * Where to put the next band's `bytes` bytes, if the caller has a place for them: a
+   * decoder that honours it reads straight into the caller's buffer, saving a band-sized
+   * copy. Decoders may ignore it.
+   */
+  readonly target?: ((bytes: number) => Uint8Array | undefined) | undefined
 }
 
 /**
@@ -28,8 +34,9 @@ export interface DecodedImage {
   /** Embedded ICC profile bytes, if any (passed through, never applied). */
   readonly icc?: Uint8Array | undefined
   /**
-   * Rows top to bottom in bands of `bandHeight` rows (the last may be shorter). Each band's
-   * `data` is a new buffer the caller owns. Callable once.
+   * Rows top to bottom in bands of `bandHeight` rows (the last may be shorter). A band's
+   * `data` is valid until the next band is requested: decoders may reuse one buffer, so that
+   * a 1 GiB image costs one band of memory. Callable once.
    */
   bands(bandHeight: number, options?: BandOptions): AsyncIterable<Band>
   /** Releases the file and removes any temporary file; safe to call twice. */

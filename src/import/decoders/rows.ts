@@ -68,6 +68,11 @@ export interface RowFileInit {
   readonly bigEndian: boolean
   /** Runs after the handle is closed (e.g. removes a temporary file). */
   readonly cleanup?: () => Promise<void>
+  /**
+   * Resolves once the file holds every byte before `end`, for a file still being written
+   * by another thread (the sharp path tails libvips' output). Absent: the file is complete.
+   */
+  readonly available?: (end: number) => Promise<void>
 }
 
 /** A DecodedImage over contiguous, unpadded rows at a fixed offset of an open file. */
@@ -95,18 +100,24 @@ export class RowFileImage implements DecodedImage {
     if (this.#started) throw new InvalidArgumentError('bands() can be called once per decoder')
     if (this.#closed !== undefined) throw new InvalidArgumentError('Decoder is closed')
     this.#started = true
-    return this.#bands(bandHeight, options.signal)
+    return this.#bands(bandHeight, options.signal, options.target)
   }
 
-  async *#bands(bandHeight: number, signal: AbortSignal | undefined): AsyncGenerator<Band> {
+  async *#bands(bandHeight: number, signal: AbortSignal | undefined, target: BandOptions['target']): AsyncGenerator<Band> {
     const { handle, dataOffset, bigEndian } = this.#init
     const rowBytes = this.width * bytesPerPixel(this.format)
     const swap = bigEndian && this.format.bitsPerSample === 16
+    // One buffer for every band (the caller consumes each band before asking for the next),
+    // allocated only if the caller does not offer its own.
+    let buffer: Uint8Array | undefined
     for (let y = 0; y < this.height; y += bandHeight) {
       signal?.throwIfAborted()
       if (this.#closed !== undefined) throw new InvalidArgumentError('Decoder is closed')
       const height = Math.min(bandHeight, this.height - y)
-      const data = new Uint8Array(height * rowBytes)
+      const data =
+        target?.(height * rowBytes) ??
+        (buffer ??= new Uint8Array(Math.min(bandHeight, this.height) * rowBytes)).subarray(0, height * rowBytes)
+      await this.#init.available?.(dataOffset + (y + height) * rowBytes)
       await readExact(handle, data, dataOffset + y * rowBytes, `${this.sourceFormat} rows ${y}..${y + height - 1}`)
       if (swap) swap16(data)
       yield { y, height, data }

@@ -15,6 +15,7 @@
 import { randomUUID } from 'node:crypto'
 import { type FileHandle, open, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp'
 import { CorruptInputError, InvalidArgumentError, LimitError, NotFoundError, UnsupportedFormatError } from '../../errors.js'
 import type { BitDepth, ColorModel, PixelFormat } from '../../format/interface.js'
@@ -123,19 +124,42 @@ export async function openSharp(path: string, options: DecodeOptions, head?: Uin
     if (!removed) await rm(tmp, { force: true })
     removed = true
   }
-  try {
-    try {
-      // One sequential libvips pass; peak memory ~100-200 MiB whatever the image size.
-      await sharpFor(path, { limitInputPixels: pixelLimit(options.maxPixels), ignoreIcc: true, sequentialRead: true })
-        .toColourspace(info.space)
-        .toFile(tmp)
-    } catch (error) {
-      throw mapSharpError(error, head, tmp)
+  // One sequential libvips pass (peak memory ~100-200 MiB whatever the image size) runs on
+  // libvips' threads while the rows it has written are already read and compressed: libvips
+  // writes the .v header first and then the rows in order, so the file only ever grows.
+  let finished = false
+  let failure: Error | undefined
+  const written = sharpFor(path, { limitInputPixels: pixelLimit(options.maxPixels), ignoreIcc: true, sequentialRead: true })
+    .toColourspace(info.space)
+    .toFile(tmp)
+    .then(
+      () => {
+        finished = true
+      },
+      (error: unknown) => {
+        failure = mapSharpError(error, head, tmp)
+      },
+    )
+  let opened: FileHandle | undefined
+  const available = async (end: number): Promise<void> => {
+    for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+      if (failure !== undefined) throw failure
+      // By handle once open: the path is unlinked early (see below).
+      const size = await (opened?.stat() ?? stat(tmp)).then(
+        (s) => s.size,
+        () => 0,
+      )
+      if (size >= end || finished) return
+      await Promise.race([written, sleep(wait)])
     }
+  }
+  try {
+    await available(V_HEADER)
     options.signal?.throwIfAborted()
     const handle = await open(tmp, 'r')
+    opened = handle
     try {
-      await checkVHeader(handle, tmp, info)
+      await checkVHeader(handle, tmp, info, finished)
       // Unlinking now frees the space even if close() is never called; where the OS refuses
       // to unlink an open file, close() does it.
       await remove().catch(() => undefined)
@@ -148,20 +172,26 @@ export async function openSharp(path: string, options: DecodeOptions, head?: Uin
         sourceFormat: info.sourceFormat,
         icc: info.icc,
         bigEndian: false,
-        cleanup: remove,
+        available,
+        // libvips cannot be cancelled: let it finish before its file is removed.
+        cleanup: async () => {
+          await written
+          await remove()
+        },
       })
     } catch (error) {
       await handle.close()
       throw error
     }
   } catch (error) {
+    await written
     await remove()
     throw error
   }
 }
 
 /** Confirms that libvips wrote exactly the layout `probe` promised, unconverted. */
-async function checkVHeader(handle: FileHandle, tmp: string, info: SharpProbe): Promise<void> {
+async function checkVHeader(handle: FileHandle, tmp: string, info: SharpProbe, complete: boolean): Promise<void> {
   const header = await readAt(handle, 0, V_HEADER, 'libvips temporary file')
   const view = new DataView(header.buffer)
   const fields = [1, 2, 3, 5, 6].map((i) => view.getInt32(i * 4, true))
@@ -170,6 +200,7 @@ async function checkVHeader(handle: FileHandle, tmp: string, info: SharpProbe): 
     // Not the input's fault: sharp or libvips did something this module does not expect.
     throw new Error(`Unexpected libvips output in ${tmp}: header fields ${fields.join(',')}, expected ${expected.join(',')}`)
   }
+  if (!complete) return // still being written: RowFileImage waits for each band's rows
   const rowBytes = info.width * info.format.channels * (info.format.bitsPerSample / 8)
   const { size } = await handle.stat()
   if (size < V_HEADER + rowBytes * info.height) throw new Error(`libvips temporary file ${tmp} is shorter than its pixels`)
@@ -215,4 +246,45 @@ export function mapSharpError(error: unknown, head?: Uint8Array, tmp?: string): 
   // Everything else libvips reports while reading (bad header, truncation, decoder errors,
   // warnings under failOn 'warning') means the input is not a valid image.
   return new CorruptInputError(`Invalid image: ${detail}`, { cause: error })
+}
+
+/** 8-bit interleaved pixels for the encoders below (gray, gray+alpha, RGB or RGBA). */
+export interface RawPixels {
+  readonly data: Uint8Array
+  readonly width: number
+  readonly height: number
+  readonly channels: 1 | 2 | 3 | 4
+}
+
+/** JPEG's largest dimension (libjpeg's JPEG_MAX_DIMENSION) and WebP's (VP8's 14-bit sizes). */
+export const MAX_JPEG_DIMENSION = 65_500
+export const MAX_WEBP_DIMENSION = 16_383
+
+function rawInput(pixels: RawPixels, maxDimension: number, format: string): Sharp {
+  const { width, height, channels, data } = pixels
+  if (width > maxDimension || height > maxDimension) {
+    throw new InvalidArgumentError(`${format} is limited to ${maxDimension} pixels per side but received ${width}x${height}`)
+  }
+  if (data.length !== width * height * channels) throw new RangeError(`Expected ${width * height * channels} bytes of pixels`)
+  return sharp(Buffer.from(data.buffer, data.byteOffset, data.length), {
+    raw: { width, height, channels },
+    limitInputPixels: width * height,
+  })
+}
+
+/** Encodes pixels as a baseline JPEG (4:2:0 for colour); the caller removes alpha first. */
+export async function encodeJpeg(pixels: RawPixels, options: { quality?: number } = {}): Promise<Uint8Array> {
+  if (pixels.channels === 2 || pixels.channels === 4) throw new InvalidArgumentError('JPEG has no alpha channel: remove it first')
+  const buffer = await rawInput(pixels, MAX_JPEG_DIMENSION, 'JPEG')
+    .jpeg({ quality: options.quality ?? 90 })
+    .toBuffer()
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length)
+}
+
+/** Encodes pixels as WebP, lossy (default quality 90) or lossless; alpha is kept. */
+export async function encodeWebp(pixels: RawPixels, options: { quality?: number; lossless?: boolean } = {}): Promise<Uint8Array> {
+  const buffer = await rawInput(pixels, MAX_WEBP_DIMENSION, 'WebP')
+    .webp({ quality: options.quality ?? 90, lossless: options.lossless === true })
+    .toBuffer()
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length)
 }
