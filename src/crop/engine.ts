@@ -14,6 +14,19 @@ import { planCrop, tileRange, validateRegion } from './plan.js'
 /** Decoded index blocks an ImageReader keeps (a row of a 100k-pixel-wide image is ~20 KB). */
 const INDEX_CACHE_ROWS = 256
 
+// One decode buffer per tile size for the whole thread: a tile is decoded and copied out
+// without an await in between, so concurrent crops can share it (64 concurrent crops would
+// otherwise hold 64 of them).
+const scratch = new Map<number, Uint8Array>()
+function scratchTile(bytes: number): Uint8Array {
+  let tile = scratch.get(bytes)
+  if (tile === undefined) {
+    tile = new Uint8Array(bytes)
+    scratch.set(bytes, tile)
+  }
+  return tile
+}
+
 /** Counters of what a crop read from the store. */
 export interface CropStats {
   tilesRead: number
@@ -88,7 +101,7 @@ export class ImageReader {
     const pixelBytes = channels * (bitsPerSample / 8)
     const tileRowBytes = tileSize * pixelBytes
     const regionRowBytes = region.width * pixelBytes
-    const tile = new Uint8Array(tileBytes(this.#coder.shape))
+    const tile = scratchTile(tileBytes(this.#coder.shape))
     for (const band of planCrop(region, tileSize)) {
       options.signal?.throwIfAborted()
       const index = await this.tileRow(level, band.row, options)
