@@ -6,26 +6,13 @@ import { InvalidArgumentError } from '../errors.js'
 import { levelGeometry } from '../format/grid.js'
 import type { Band, Region } from '../format/interface.js'
 import { decodeTileRow, type ImageManifest, type TileRowIndex } from '../format/manifest.js'
-import { decodePredictorRows } from '../format/predictor.js'
-import { TileCoder, tileBytes } from '../format/tile-codec.js'
+import type { TileCoder } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore } from '../store/interface.js'
+import { coderFor, decodeBand } from './decode.js'
 import { planCrop, tileRange, validateRegion } from './plan.js'
 
 /** Decoded index blocks an ImageReader keeps (a row of a 100k-pixel-wide image is ~20 KB). */
 const INDEX_CACHE_ROWS = 256
-
-// One decode buffer per tile size for the whole thread: a tile is decoded and copied out
-// without an await in between, so concurrent crops can share it (64 concurrent crops would
-// otherwise hold 64 of them).
-const scratch = new Map<number, Uint8Array>()
-function scratchTile(bytes: number): Uint8Array {
-  let tile = scratch.get(bytes)
-  if (tile === undefined) {
-    tile = new Uint8Array(bytes)
-    scratch.set(bytes, tile)
-  }
-  return tile
-}
 
 /** Counters of what a crop read from the store. */
 export interface CropStats {
@@ -57,7 +44,7 @@ export class ImageReader {
   constructor(store: BlockStore, manifest: ImageManifest) {
     this.store = store
     this.manifest = manifest
-    this.#coder = new TileCoder(
+    this.#coder = coderFor(
       { tileSize: manifest.tileSize, channels: manifest.channels, bitsPerSample: manifest.bitsPerSample },
       manifest.codec,
     )
@@ -97,11 +84,7 @@ export class ImageReader {
     const { width, height } = this.level(level)
     validateRegion(region, width, height)
     const { tileSize, channels, bitsPerSample } = this.manifest
-    const { predictor } = this.manifest.codec
-    const pixelBytes = channels * (bitsPerSample / 8)
-    const tileRowBytes = tileSize * pixelBytes
-    const regionRowBytes = region.width * pixelBytes
-    const tile = scratchTile(tileBytes(this.#coder.shape))
+    const regionRowBytes = region.width * channels * (bitsPerSample / 8)
     for (const band of planCrop(region, tileSize)) {
       options.signal?.throwIfAborted()
       const index = await this.tileRow(level, band.row, options)
@@ -109,25 +92,12 @@ export class ImageReader {
         band.slices.map((slice) => index.tiles[slice.column]!),
         options,
       )
-      const out = new Uint8Array(band.height * regionRowBytes)
-      for (let i = 0; i < band.slices.length; i++) {
-        const slice = band.slices[i]!
-        const payload = payloads[i]!
-        this.#coder.decompress(payload, tile)
-        if (predictor === 2) {
-          decodePredictorRows(tile, tileSize, channels, bitsPerSample, band.tileY, band.height, slice.tileX + slice.width)
-        }
-        if (options.stats) {
-          options.stats.tilesRead++
-          options.stats.tileBytesRead += payload.length
-        }
-        const sliceBytes = slice.width * pixelBytes
-        let from = band.tileY * tileRowBytes + slice.tileX * pixelBytes
-        let to = slice.regionX * pixelBytes
-        for (let y = 0; y < band.height; y++, from += tileRowBytes, to += regionRowBytes) {
-          out.set(tile.subarray(from, from + sliceBytes), to)
-        }
+      if (options.stats) {
+        options.stats.tilesRead += payloads.length
+        for (const payload of payloads) options.stats.tileBytesRead += payload.length
       }
+      const out = new Uint8Array(band.height * regionRowBytes)
+      decodeBand(this.#coder, band, payloads, out)
       yield { y: band.regionY, height: band.height, data: out }
     }
   }
