@@ -1,13 +1,8 @@
-/** Worker thread entry: runs compressBand jobs posted by CompressPool. */
-import { parentPort } from 'node:worker_threads'
+/** Worker thread entry: runs compressBand jobs posted by the importer's WorkerPool. */
+import { serveJobs } from '../threads.js'
 import { type CompressJob, compressBand } from './compress.js'
 
-parentPort?.on('message', ({ id, job }: { id: number; job: CompressJob }) => {
-  try {
-    const result = compressBand(job)
-    const transfer = [...result.payloads, ...result.digests].map((b) => b.buffer as ArrayBuffer)
-    parentPort?.postMessage({ id, result }, transfer)
-  } catch (error) {
-    parentPort?.postMessage({ id, error: error instanceof Error ? error.message : String(error) })
-  }
+serveJobs((job: CompressJob) => {
+  const result = compressBand(job)
+  return { result, transfer: [...result.payloads, ...result.digests].map((b) => b.buffer as ArrayBuffer) }
 })

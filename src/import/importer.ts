@@ -23,10 +23,11 @@ import { bytesPerPixel } from '../format/pixel.js'
 import { halveBand } from '../format/pyramid.js'
 import { maxPayloadBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
-import type { CompressResult } from './compress.js'
+import type { WorkerPool } from '../threads.js'
+import type { CompressJob, CompressResult } from './compress.js'
 import { openDecoder } from './decoders/index.js'
 import { DEFAULT_MAX_PIXELS } from './limits.js'
-import { CompressPool } from './pool.js'
+import { compressPool } from './pool.js'
 
 /** Options of one import. */
 export interface ImportOptions extends AbortOptions {
@@ -86,7 +87,7 @@ export async function importImage(store: BlockStore, path: string, options: Impo
     tmpDir: options.tmpDir ?? tmpdir(),
     signal: options.signal,
   })
-  let pool: CompressPool | undefined
+  let pool: WorkerPool<CompressJob, CompressResult> | undefined
   let writer: BlockWriter | undefined
   try {
     const sizes =
@@ -94,7 +95,7 @@ export async function importImage(store: BlockStore, path: string, options: Impo
         ? pyramidSizes(decoder.width, decoder.height, tileSize)
         : [[decoder.width, decoder.height] as [number, number]]
     checkBlockLimits(decoder.format, tileSize, sizes, decoder.icc)
-    pool = new CompressPool(options.workers)
+    pool = compressPool(options.workers)
     writer = await store.begin(options)
     const builders = sizes.map(
       ([w, h]) =>
@@ -198,7 +199,7 @@ async function feed(builders: LevelBuilder[], index: number, band: Band): Promis
 
 interface LevelBuilderInit {
   readonly writer: BlockWriter
-  readonly pool: CompressPool
+  readonly pool: WorkerPool<CompressJob, CompressResult>
   readonly width: number
   readonly height: number
   readonly tileSize: number

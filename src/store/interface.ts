@@ -20,6 +20,12 @@ export interface BlockStore {
   get(cid: CID, options?: AbortOptions): Promise<Uint8Array>
   /** The blocks' bytes in order, each verified; fails like `get` on the first bad one. */
   getMany(cids: readonly CID[], options?: AbortOptions): Promise<Uint8Array[]>
+  /**
+   * The blocks' bytes in order, NOT verified against their CIDs: for a caller that verifies
+   * them itself elsewhere (the crop decode workers hash on their own threads). Fails with
+   * ERR_NOT_FOUND on the first missing block.
+   */
+  getManyUnsafe(cids: readonly CID[], options?: AbortOptions): Promise<Uint8Array[]>
   /** Whether the block is stored (and committed). */
   has(cid: CID, options?: AbortOptions): Promise<boolean>
   /** Stored size in bytes of a block, or undefined if absent. */

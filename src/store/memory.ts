@@ -21,6 +21,15 @@ export class MemoryBlockStore implements BlockStore {
     return Promise.all(cids.map((cid) => this.get(cid, options)))
   }
 
+  async getManyUnsafe(cids: readonly CID[], options?: AbortOptions): Promise<Uint8Array[]> {
+    options?.signal?.throwIfAborted()
+    return cids.map((cid) => {
+      const bytes = this.blocks.get(key(cid))
+      if (bytes === undefined) throw new NotFoundError(`Block ${cid} not found`)
+      return bytes
+    })
+  }
+
   async has(cid: CID): Promise<boolean> {
     return this.blocks.has(key(cid))
   }

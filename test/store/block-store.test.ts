@@ -65,6 +65,8 @@ function blockStoreSuite(name: string, setup: () => Promise<BlockStore>, teardow
       await writer.put(b.cid, b.bytes)
       await writer.commit()
       expect(await store.getMany([b.cid, a.cid, b.cid])).toEqual([b.bytes, a.bytes, b.bytes])
+      expect(await store.getManyUnsafe([b.cid, a.cid])).toEqual([b.bytes, a.bytes])
+      await expect(store.getManyUnsafe([missing.cid])).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' })
       await expect(store.get(missing.cid)).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' })
       await expect(store.getMany([a.cid, missing.cid])).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' })
       expect(await store.size(missing.cid)).toBeUndefined()

@@ -1,0 +1,129 @@
+/**
+ * A small pool of worker threads running one job function, in order of submission, on as
+ * many threads as asked (0 runs jobs inline). Used for import compression and crop decoding.
+ * Imports nothing from the rest of Tessera.
+ */
+import { availableParallelism } from 'node:os'
+import { parentPort, type Transferable, Worker } from 'node:worker_threads'
+
+// Workers hold almost nothing on their JS heaps (pixels live in ArrayBuffers): small young
+// generations keep each thread's idle heap from costing tens of MiB of RSS.
+const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 }
+
+/** An error thrown inside a worker, with its name and code kept. */
+interface WireError {
+  readonly name: string
+  readonly code?: string
+  readonly message: string
+}
+
+/** The default thread count: one per core, at most 8. */
+export function defaultThreads(): number {
+  return Math.min(availableParallelism(), 8)
+}
+
+/** Runs `Job`s through the function a worker module registers with `serveJobs`. */
+export class WorkerPool<Job, Result> {
+  readonly size: number
+  readonly #url: URL
+  readonly #inline: ((job: Job) => Result) | undefined
+  readonly #workers: Worker[] = []
+  readonly #idle: Worker[] = []
+  readonly #queue: Array<{ job: Job; transfer: readonly Transferable[]; resolve: (r: Result) => void; reject: (e: unknown) => void }> = []
+  readonly #pending = new Map<number, { resolve: (r: Result) => void; reject: (e: unknown) => void; worker: Worker }>()
+  #nextId = 0
+
+  /**
+   * `url`: the worker module (its `.js` build; under the test runner the `.ts` source is
+   * loaded instead). `inline`: the same job function, for `size` 0.
+   */
+  constructor(init: { url: URL; size: number; inline: (job: Job) => Result }) {
+    this.#url = init.url
+    this.size = init.size
+    this.#inline = init.inline
+  }
+
+  /** Runs one job; `transfer` lists buffers moved (not copied) to the worker. */
+  run(job: Job, transfer: readonly Transferable[] = []): Promise<Result> {
+    if (this.size === 0) {
+      try {
+        return Promise.resolve(this.#inline!(job))
+      } catch (error) {
+        return Promise.reject(error)
+      }
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ job, transfer, resolve, reject })
+      this.#dispatch()
+    })
+  }
+
+  /** Stops every worker. */
+  async close(): Promise<void> {
+    await Promise.all(this.#workers.map((worker) => worker.terminate()))
+    this.#workers.length = 0
+    this.#idle.length = 0
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      let worker = this.#idle.pop()
+      if (worker === undefined) {
+        if (this.#workers.length >= this.size) return
+        worker = this.#spawn()
+      }
+      const { job, transfer, resolve, reject } = this.#queue.shift()!
+      const id = this.#nextId++
+      this.#pending.set(id, { resolve, reject, worker })
+      worker.postMessage({ id, job }, transfer as Transferable[])
+    }
+  }
+
+  #spawn(): Worker {
+    const url = this.#url
+    const fromSource = import.meta.url.endsWith('.ts')
+    const worker = fromSource
+      ? // Under the test runner these modules are TypeScript source: load the worker through
+        // tsx, whose loader hooks must be registered inside the worker itself.
+        new Worker(
+          `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(url.href.replace(/\.js$/, '.ts'))}) })`,
+          { eval: true, resourceLimits: WORKER_LIMITS },
+        )
+      : new Worker(url, { resourceLimits: WORKER_LIMITS })
+    worker.on('message', ({ id, result, error }: { id: number; result?: Result; error?: WireError }) => {
+      const pending = this.#pending.get(id)
+      if (pending === undefined) return
+      this.#pending.delete(id)
+      this.#idle.push(worker)
+      if (error !== undefined) pending.reject(Object.assign(new Error(error.message), { name: error.name, code: error.code }))
+      else pending.resolve(result!)
+      this.#dispatch()
+    })
+    worker.on('error', (error) => {
+      for (const [id, pending] of this.#pending) {
+        if (pending.worker === worker) {
+          this.#pending.delete(id)
+          pending.reject(error)
+        }
+      }
+    })
+    this.#workers.push(worker)
+    return worker
+  }
+}
+
+/**
+ * In a worker module: answers the pool's jobs with `handle`, which returns the result and
+ * the buffers to transfer back.
+ */
+export function serveJobs<Job, Result>(handle: (job: Job) => { result: Result; transfer?: Transferable[] }): void {
+  parentPort?.on('message', ({ id, job }: { id: number; job: Job }) => {
+    try {
+      const { result, transfer } = handle(job)
+      parentPort?.postMessage({ id, result }, transfer ?? [])
+    } catch (error) {
+      const { name, message, code } = error as { name?: string; message?: string; code?: string }
+      parentPort?.postMessage({ id, error: { name: name ?? 'Error', message: message ?? String(error), code } })
+    }
+  })
+}
