@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js'
+// The CLI from its bundle (scripts/bundle.mjs), built by `npm ci` / `npm run build`.
+import { main } from '../dist/bundle/main.js'
 
 process.exitCode = await main(process.argv.slice(2))
