@@ -1,3 +1,4 @@
 /** Tessera's public API: the image facade and the typed errors. */
 export * from './errors.js'
 export * from './image.js'
+export * from './sample.js'

@@ -41,8 +41,9 @@ export class DecodePool {
       options.signal?.throwIfAborted()
       const index = await reader.tileRow(level, plan.row, options)
       const cids = plan.slices.map((slice) => index.tiles[slice.column]!)
-      // Verified by the worker, off this thread.
-      const payloads = await reader.store.getManyUnsafe(cids, options)
+      // Read (where the store can say where blocks lie) and verified by the worker, off this thread.
+      const store = reader.store
+      const payloads = store.locateMany ? await store.locateMany(cids, options) : await store.getManyUnsafe(cids, options)
       if (options.stats) {
         options.stats.tilesRead += payloads.length
         for (const payload of payloads) options.stats.tileBytesRead += payload.length

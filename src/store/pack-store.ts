@@ -16,7 +16,7 @@ import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
 import { IntegrityError, NotFoundError, StoreError } from '../errors.js'
 import { verifyBlock } from '../format/block.js'
-import type { AbortOptions, BlockStore, BlockWriter, Pin } from './interface.js'
+import type { AbortOptions, BlockLocation, BlockStore, BlockWriter, Pin } from './interface.js'
 
 const STORE_VERSION = 'tessera-store 1\n'
 const BLOCK_PREFIX = 0x62 // 'b' + multihash bytes -> location
@@ -96,6 +96,16 @@ export class PackStore implements BlockStore {
 
   async getManyUnsafe(cids: readonly CID[], options?: AbortOptions): Promise<Uint8Array[]> {
     return this.#readMany(cids, options)
+  }
+
+  async locateMany(cids: readonly CID[], options?: AbortOptions): Promise<BlockLocation[]> {
+    options?.signal?.throwIfAborted()
+    return cids.map((cid) => {
+      const value = this.#db.getSync(blockKey(cid))
+      if (value === undefined) throw new NotFoundError(`Block ${cid} not found`)
+      const { pack, offset, length } = decodeLocation(value)
+      return { path: packPath(this.dir, pack), offset, length }
+    })
   }
 
   #readMany(cids: readonly CID[], options?: AbortOptions): Uint8Array[] {

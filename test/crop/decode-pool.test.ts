@@ -67,3 +67,30 @@ describe.each([0, 2])('DecodePool with %i threads', (threads) => {
     }
   })
 })
+
+describe('DecodePool on the pack store (workers read the packs themselves)', () => {
+  it('decodes exactly and detects a corrupted pack byte by hash', async () => {
+    const { openStore } = await import('../../src/image.js')
+    const { readdir, readFile, writeFile } = await import('node:fs/promises')
+    const storeDir = join(dir, 'pack-store')
+    const store = await openStore(storeDir)
+    const pool = new DecodePool(2)
+    try {
+      const source = makeImage(90, 70, 3, 8, 9)
+      const path = join(dir, 'pool-pack.pam')
+      await writePam(path, source)
+      const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
+      const image = await openImage(store, cid)
+      const region = { x: 5, y: 6, width: 80, height: 60 }
+      expect(Buffer.compare(await pool.read(image.reader, region), naiveCrop(source, region))).toBe(0)
+      const [pack] = await readdir(join(storeDir, 'packs'))
+      const bytes = await readFile(join(storeDir, 'packs', pack!))
+      bytes[200]! ^= 1 // inside the first tile's payload
+      await writeFile(join(storeDir, 'packs', pack!), bytes)
+      await expect(pool.read(image.reader, { x: 0, y: 0, width: 10, height: 10 })).rejects.toMatchObject({ code: 'ERR_INTEGRITY' })
+    } finally {
+      await pool.close()
+      await store.close()
+    }
+  })
+})
