@@ -2,3 +2,4 @@
 export * from './errors.js'
 export * from './image.js'
 export * from './sample.js'
+export { DecodePool } from './crop/decode-pool.js'
