@@ -190,11 +190,13 @@ function checkBlockLimits(format: PixelFormat, tileSize: number, sizes: Array<[n
 /** Feeds a band of level `index` to its builder and, halved, to the levels below it. */
 async function feed(builders: LevelBuilder[], index: number, band: Band): Promise<void> {
   const builder = builders[index]!
-  const full = await builder.add(band)
   const next = builders[index + 1]
-  if (next === undefined) return
-  for (const rows of full)
-    await feed(builders, index + 1, halveBand(rows, builder.width, builder.format.channels, builder.format.bitsPerSample))
+  await builder.add(
+    band,
+    next === undefined
+      ? undefined
+      : (rows) => feed(builders, index + 1, halveBand(rows, builder.width, builder.format.channels, builder.format.bitsPerSample)),
+  )
 }
 
 interface LevelBuilderInit {
@@ -217,7 +219,9 @@ interface CompressedRow {
 
 /**
  * Accumulates rows of one level into tile rows, compresses each tile row on the pool, and
- * writes its tiles and index block. Up to two tile rows compress while the next accumulates.
+ * writes its tiles and index block. One tile-row buffer per level: the decoder runs on its
+ * own (libvips' threads, or reads that take milliseconds), so a second buffer to fill while
+ * compressing would save little time and cost a tile row of memory.
  */
 class LevelBuilder {
   readonly width: number
@@ -227,13 +231,11 @@ class LevelBuilder {
   readonly #rowBytes: number
   readonly #columns: number
   readonly #rows: CID[] = []
-  // Tile-row buffers come back here once compressed: a level needs at most two at a time.
-  readonly #free: Uint8Array[] = []
-  #buffer: Uint8Array
+  // Shared memory lets worker threads read the rows without a copy.
+  readonly #buffer: Uint8Array
   #filled = 0
   #nextY = 0
   #emitted = 0
-  readonly #inFlight: Array<{ buffer: Uint8Array; row: Promise<CompressedRow> }> = []
 
   constructor(init: LevelBuilderInit) {
     this.#init = init
@@ -242,7 +244,7 @@ class LevelBuilder {
     this.#rowBytes = init.width * bytesPerPixel(init.format)
     this.#columns = Math.ceil(init.width / init.tileSize)
     this.tileRows = Math.ceil(init.height / init.tileSize)
-    this.#buffer = this.#allocate()
+    this.#buffer = new Uint8Array(new SharedArrayBuffer(this.#rowBytes * init.tileSize))
   }
 
   /** A place for the next `bytes` bytes of rows, when they start a tile row: a decoder reads straight into it. */
@@ -250,59 +252,48 @@ class LevelBuilder {
     return this.#filled === 0 && bytes <= this.#buffer.length ? this.#buffer.subarray(0, bytes) : undefined
   }
 
-  /** Adds rows; returns the completed tile-row bands (for the next pyramid level). */
-  async add(band: Band): Promise<Band[]> {
+  /**
+   * Adds rows. Each tile row completed is compressed, written, and handed to `onTileRow`
+   * (the next pyramid level) before its buffer is reused.
+   */
+  async add(band: Band, onTileRow?: (rows: Band) => Promise<void>): Promise<void> {
     if (band.y !== this.#nextY) throw new RangeError(`Expected row ${this.#nextY} but received ${band.y}`)
     this.#nextY += band.height
-    const done: Band[] = []
-    let offset = 0
-    if (band.data.buffer === this.#buffer.buffer && band.data.byteOffset === this.#buffer.byteOffset && this.#filled === 0) {
-      // Read straight into our buffer through target(): nothing to copy.
-      this.#filled = band.data.length
-      offset = band.data.length
-      const y = this.#emitted * this.#init.tileSize
-      if (this.#filled === this.#buffer.length || y + band.height === this.#init.height) done.push(await this.#emit(y, band.height))
-    }
-    while (offset < band.data.length) {
+    const direct = band.data.buffer === this.#buffer.buffer && band.data.byteOffset === this.#buffer.byteOffset && this.#filled === 0
+    // Rows read straight into our buffer through target() need no copy.
+    let offset = direct ? band.data.length : 0
+    if (direct) this.#filled = band.data.length
+    do {
       const take = Math.min(band.data.length - offset, this.#buffer.length - this.#filled)
-      this.#buffer.set(band.data.subarray(offset, offset + take), this.#filled)
+      if (take > 0) this.#buffer.set(band.data.subarray(offset, offset + take), this.#filled)
       this.#filled += take
       offset += take
       const y = this.#emitted * this.#init.tileSize
       const rows = this.#filled / this.#rowBytes
-      if (this.#filled === this.#buffer.length || y + rows === this.#init.height) done.push(await this.#emit(y, rows))
-    }
-    return done
+      if (rows > 0 && (this.#filled === this.#buffer.length || y + rows === this.#init.height)) {
+        const tileRow = await this.#emit(y, rows)
+        await onTileRow?.(tileRow)
+      }
+    } while (offset < band.data.length)
   }
 
-  /** Flushes everything and returns the level's manifest entry. */
+  /** Returns the level's manifest entry once every row was added. */
   async finish(): Promise<LevelEntry> {
     if (this.#nextY !== this.#init.height) throw new RangeError(`Level received ${this.#nextY} of ${this.#init.height} rows`)
-    while (this.#inFlight.length > 0) await this.#drainOne()
     return { width: this.#init.width, height: this.#init.height, rows: this.#rows }
   }
 
-  // Shared memory lets worker threads read the band without a copy.
-  #allocate(): Uint8Array {
-    return this.#free.pop() ?? new Uint8Array(new SharedArrayBuffer(this.#rowBytes * this.#init.tileSize))
-  }
-
+  // Compresses and writes one tile row; rows are written in order, so a pack's layout
+  // follows the image.
   async #emit(y: number, rows: number): Promise<Band> {
-    // One row compressing while the next fills keeps every worker busy (reading is ~10x
-    // faster than compressing); more rows in flight would only cost memory.
-    while (this.#inFlight.length >= 1) await this.#drainOne()
-    const buffer = this.#buffer
-    const data = buffer.subarray(0, rows * this.#rowBytes)
-    this.#buffer = this.#allocate()
+    const data = this.#buffer.subarray(0, rows * this.#rowBytes)
+    const { tiles, payloads, index } = await this.#compress(data, rows)
+    const { writer, signal } = this.#init
+    for (let i = 0; i < tiles.length; i++) await writer.put(tiles[i]!, payloads[i]!, { signal })
+    await writer.put(index.cid, index.bytes, { signal })
+    this.#rows.push(index.cid)
     this.#filled = 0
     this.#emitted++
-    const row = this.#compress(data, rows)
-    // Awaited in order by #drainOne; if an earlier row fails first, this one's rejection
-    // must not go unhandled (which would end the process).
-    row.catch(() => {})
-    this.#inFlight.push({ buffer, row })
-    // The caller halves this band for the next level before adding more rows, and the buffer
-    // is recycled only after its compression is drained, so `data` stays valid long enough.
     return { y, height: rows, data }
   }
 
@@ -330,16 +321,5 @@ class LevelBuilder {
     const tiles = results.flatMap((result) => result.digests).map((digest) => CID.createV1(RAW, Digest.create(SHA2_256, digest)))
     const index = encodeTileRow({ tiles, lengths: payloads.map((payload) => payload.length) })
     return { tiles, payloads, index }
-  }
-
-  // Rows are written in order, so a pack's layout follows the image.
-  async #drainOne(): Promise<void> {
-    const { buffer, row } = this.#inFlight.shift()!
-    const { tiles, payloads, index } = await row
-    this.#free.push(buffer)
-    const { writer, signal } = this.#init
-    for (let i = 0; i < tiles.length; i++) await writer.put(tiles[i]!, payloads[i]!, { signal })
-    await writer.put(index.cid, index.bytes, { signal })
-    this.#rows.push(index.cid)
   }
 }
