@@ -7,6 +7,8 @@
  * framed by a zlib header we write and an Adler-32 we keep. Each segment starts without the
  * previous band's 32 KiB window, which costs a negligible amount of ratio at band boundaries.
  */
+
+import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import { InvalidArgumentError } from '../../errors.js'
 import type { Band } from '../../format/interface.js'
@@ -72,7 +74,9 @@ async function* png(
     previous = rows.subarray(rows.length - stride)
     adler = adler32(filtered, adler)
     const last = band.y + band.height === init.height
-    const deflated = zlib.deflateRawSync(filtered, {
+    // Asynchronous: deflate runs on libuv's thread pool, leaving this thread free (a server
+    // serves other requests meanwhile) and letting concurrent PNG outputs use every core.
+    const deflated = await deflateRaw(filtered, {
       level,
       finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
     })
@@ -85,6 +89,8 @@ async function* png(
   }
   yield chunk('IEND', new Uint8Array(0))
 }
+
+const deflateRaw = promisify(zlib.deflateRaw) as (data: Uint8Array, options: zlib.ZlibOptions) => Promise<Buffer>
 
 /** Signature, IHDR and, when there is a profile, iCCP. */
 function pngHead(init: RasterInit): Uint8Array {

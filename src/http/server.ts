@@ -1,0 +1,136 @@
+/**
+ * The Tessera HTTP server (spec/http.md): a fastify application over one open store. Routes
+ * live in routes/; this file wires them with the cross-cutting pieces: CORS, raw upload
+ * bodies, the one error handler, and the 404 for unknown routes.
+ */
+
+import { createRequire } from 'node:module'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { NotFoundError } from '../errors.js'
+import { HttpContext, type ServerInit } from './context.js'
+import { type ErrorContext, errorResponse } from './errors.js'
+import { registerCropRoutes } from './routes/crops.js'
+import { registerIiifRoutes } from './routes/iiif.js'
+import { registerImageRoutes } from './routes/images.js'
+import { registerIpfsRoutes } from './routes/ipfs.js'
+import { registerViewerRoutes } from './routes/viewer.js'
+
+export { defaultLimits, type HttpLimits, type ServerInit } from './context.js'
+
+const EXPOSED_HEADERS = [
+  'Accept-Ranges',
+  'Content-Disposition',
+  'Content-Length',
+  'Content-Range',
+  'ETag',
+  'Link',
+  'Location',
+  'Retry-After',
+  'X-Ipfs-Path',
+  'X-Ipfs-Roots',
+  'X-Tessera-Bits-Per-Sample',
+  'X-Tessera-Channels',
+  'X-Tessera-Codec',
+  'X-Tessera-Color-Model',
+  'X-Tessera-Height',
+  'X-Tessera-Level',
+  'X-Tessera-Region',
+  'X-Tessera-Tile-Cid',
+  'X-Tessera-Tile-Size',
+  'X-Tessera-Width',
+].join(', ')
+
+/** Headers an error response must not inherit from the representation it replaced. */
+const REPRESENTATION_HEADERS = ['etag', 'content-length', 'content-range', 'accept-ranges', 'content-disposition', 'link', 'vary']
+
+/** Tessera's version, for the root document. */
+function version(): string {
+  const require = createRequire(import.meta.url)
+  return (require('../../package.json') as { version: string }).version
+}
+
+/** The one place errors become responses (spec/http.md, Errors). */
+function replyError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+  const config = request.routeOptions?.config as { errors?: ErrorContext } | undefined
+  const response = errorResponse(error, config?.errors ?? 'default')
+  if (response.statusCode >= 500 && response.statusCode !== 503) request.log.error({ err: error }, 'request failed')
+  else request.log.info({ code: response.body.code, statusCode: response.statusCode }, response.body.message)
+  if (reply.raw.headersSent) {
+    // The body has started: the only honest signal left is an incomplete response.
+    reply.raw.destroy()
+    return undefined
+  }
+  for (const name of REPRESENTATION_HEADERS) reply.removeHeader(name)
+  return reply
+    .code(response.statusCode)
+    .headers({ ...response.headers, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
+    .send(response.body)
+}
+
+/** Builds the server (not listening: call `listen`, or `inject` in tests). The caller closes the store. */
+export async function createServer(init: ServerInit): Promise<FastifyInstance> {
+  const ctx = new HttpContext(init)
+  const app = Fastify({
+    logger: init.logger ?? false,
+    // CIDs are at most 128 characters (spec/format.md §4); longer values reach the CID parser
+    // and get its 400 instead of a router 404.
+    routerOptions: { maxParamLength: 512 },
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    // Malformed URLs and over-long parameters get the same JSON errors as everything else.
+    frameworkErrors: (error, request, reply) => {
+      reply.header('access-control-allow-origin', '*')
+      replyError(error, request, reply)
+    },
+  })
+
+  // Upload bodies are streamed to a file by the route itself, whatever their type.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload))
+
+  // IIIF Image API 3.0 §7.1 and the trustless gateway: any origin may read (no credentials).
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('access-control-allow-origin', '*')
+    reply.header('access-control-expose-headers', EXPOSED_HEADERS)
+  })
+  app.options('*', async (request, reply) => {
+    const requested = request.headers['access-control-request-headers']
+    return reply
+      .code(204)
+      .header('access-control-allow-methods', 'GET, HEAD, POST, PUT, OPTIONS')
+      .header(
+        'access-control-allow-headers',
+        typeof requested === 'string' ? requested : 'Accept, Content-Type, If-None-Match, If-Range, Range',
+      )
+      .header('access-control-max-age', '86400')
+      .send()
+  })
+
+  app.setErrorHandler(replyError)
+  app.setNotFoundHandler(async (request) => {
+    throw new NotFoundError(`No route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`)
+  })
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/',
+    handler: async (_request, reply) => {
+      reply.header('cache-control', 'no-store')
+      return {
+        service: 'tessera',
+        version: version(),
+        images: '/images',
+        iiif: '/iiif/3/{cid}/info.json',
+        ipfs: '/ipfs/{cid}?format=raw|car',
+        view: '/view/{cid}',
+        spec: 'spec/http.md',
+      }
+    },
+  })
+  registerImageRoutes(app, ctx)
+  registerCropRoutes(app, ctx)
+  registerIiifRoutes(app, ctx)
+  registerIpfsRoutes(app, ctx)
+  registerViewerRoutes(app, ctx)
+  return app
+}
