@@ -3,14 +3,15 @@
  * 0 success, 1 a Tessera error (printed as one line with its code), 2 a usage error.
  * Commands load the library lazily so that start-up stays short.
  */
-import { once } from 'node:events'
-import { createWriteStream } from 'node:fs'
-import { rename, rm } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { Writable } from 'node:stream'
-import { Command, InvalidArgumentError as CommanderArgumentError, CommanderError, Option } from 'commander'
+import { Command, CommanderError, Option } from 'commander'
 import { InvalidRegionError, TesseraError } from '../errors.js'
 import type { Region } from '../format/interface.js'
+import { datasetCommands, importIntoDataset, resolveImageArg, verifyCommand } from './dataset.js'
+import { int, pump, storeDir, storeOption, writeFileAtomically } from './output.js'
+import { sampleCommand } from './sample.js'
+import { serveCommand } from './serve.js'
 
 /** Where a CLI run reads and writes. */
 export interface CliIo {
@@ -54,12 +55,11 @@ function buildProgram(io: CliIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .showHelpAfterError()
-  const storeOption = () =>
-    new Option('--store <dir>', 'store directory (default: $TESSERA_STORE, else $XDG_DATA_HOME/tessera, else ~/.local/share/tessera)')
-
   program
     .command('import')
-    .description('import image files (PNG, JPEG, TIFF, WebP, PPM/PGM/PAM); prints one CID per file')
+    .description(
+      'import image files (PNG, JPEG, TIFF, WebP, PPM/PGM/PAM); prints one CID per file. With --dataset NAME: files and directory trees into a dataset; prints its new version',
+    )
     .argument('<files...>')
     .addOption(storeOption())
     .option('--tile-size <n>', 'tile edge in pixels, a multiple of 16', int, 256)
@@ -68,8 +68,14 @@ function buildProgram(io: CliIo): Command {
     .option('--pyramid', 'also build the downscaled pyramid levels')
     .option('--max-pixels <n>', 'refuse images with more pixels (decompression-bomb guard)', int)
     .option('--label <text>', 'label of the image (default: the file name)')
-    .option('--workers <n>', 'compression threads (default: one per core, at most 8)', int)
+    .option('--workers <n>', 'compression threads (default: one per core, at most 8; with --dataset, 0 per file)', int)
+    .option('--dataset <name>', 'import files and directories (recursively, by extension) into this dataset')
+    .option('--prefix <dir>', 'with --dataset: put the entries under this directory')
+    .option('--jobs <n>', 'with --dataset: files imported at once (default 2)', int)
+    .option('--checkpoint-files <n>', 'with --dataset: commit a version every n files (default 500)', int)
+    .option('--checkpoint-seconds <n>', 'with --dataset: ... or every n seconds (default 30)', int)
     .action(async (files: string[], opts) => {
+      if (opts.dataset !== undefined) return importIntoDataset(io, files, opts)
       const { openStore, importImage } = await import('../image.js')
       const store = await openStore(await storeDir(io, opts.store))
       try {
@@ -102,7 +108,7 @@ function buildProgram(io: CliIo): Command {
       const { openStore, openImage, imageInfo } = await import('../image.js')
       const store = await openStore(await storeDir(io, opts.store), { create: false })
       try {
-        const info = await imageInfo(await openImage(store, cid))
+        const info = await imageInfo(await openImage(store, await resolveImageArg(store, cid)))
         if (opts.json) {
           io.stdout.write(`${JSON.stringify(info, null, 2)}\n`)
           return
@@ -156,40 +162,13 @@ function buildProgram(io: CliIo): Command {
     },
   )
 
-  program
-    .command('verify')
-    .description('re-hash every block reachable from an image')
-    .argument('<cid>')
-    .addOption(storeOption())
-    .action(async (cid: string, opts) => {
-      const { openStore, verifyImage } = await import('../image.js')
-      const store = await openStore(await storeDir(io, opts.store), { create: false })
-      try {
-        const result = await verifyImage(store, cid)
-        for (const problem of result.problems) io.stderr.write(`${problem.cid}: ${problem.code}: ${problem.message}\n`)
-        if (result.problems.length > 0) {
-          throw new TesseraError('ERR_INTEGRITY', `${result.problems.length} bad or missing block(s) under ${cid}`)
-        }
-        io.stdout.write(`ok: ${result.blocks} blocks, ${result.bytes} bytes verified\n`)
-      } finally {
-        await store.close()
-      }
-    })
+  program.addCommand(verifyCommand(io))
 
-  program
-    .command('ls')
-    .description('list the images in the store')
-    .addOption(storeOption())
-    .action(async (opts) => {
-      const { openStore } = await import('../image.js')
-      const store = await openStore(await storeDir(io, opts.store), { create: false })
-      try {
-        for await (const pin of store.pins()) io.stdout.write(`${pin.cid}\t${new Date(pin.added).toISOString()}\t${pin.label}\n`)
-      } finally {
-        await store.close()
-      }
-    })
+  for (const command of datasetCommands(io)) program.addCommand(command)
 
+  program.addCommand(sampleCommand(io))
+
+  program.addCommand(serveCommand(io))
   return program
 }
 
@@ -200,7 +179,7 @@ async function writeImage(io: CliIo, cid: string, opts: Record<string, unknown>,
   const store = await openStore(await storeDir(io, opts.store as string | undefined), { create: false })
   const stats = emptyStats()
   try {
-    const image = await openImage(store, cid)
+    const image = await openImage(store, await resolveImageArg(store, cid))
     const options = {
       format: format as (typeof FORMATS)[number],
       level: opts.level as number,
@@ -221,49 +200,12 @@ async function writeImage(io: CliIo, cid: string, opts: Record<string, unknown>,
   }
 }
 
-/** Writes to `path` only once every byte is there: a failed crop leaves no partial file. */
-async function writeFileAtomically(path: string, bytes: AsyncIterable<Uint8Array>): Promise<void> {
-  const temporary = `${path}.${process.pid}.partial`
-  const stream = createWriteStream(temporary)
-  try {
-    await pump(bytes, stream)
-    stream.end()
-    await once(stream, 'finish')
-    await rename(temporary, path)
-  } catch (error) {
-    // Wait for the stream to close: removing the file while its open is pending would race.
-    if (!stream.closed) {
-      const closed = once(stream, 'close')
-      stream.destroy()
-      await closed
-    }
-    await rm(temporary, { force: true })
-    throw error
-  }
-}
-
-async function pump(bytes: AsyncIterable<Uint8Array>, stream: Writable): Promise<void> {
-  for await (const chunk of bytes) {
-    if (!stream.write(chunk)) await once(stream, 'drain')
-  }
-}
-
 function formatFromPath(path: string): string | undefined {
   const match = /\.([a-z]+)$/i.exec(path)
   const ext = match?.[1]?.toLowerCase()
   if (ext === 'tif') return 'tiff'
   if (ext === 'bin') return 'raw'
   return ext !== undefined && (FORMATS as readonly string[]).includes(ext) ? ext : undefined
-}
-
-async function storeDir(io: CliIo, option: string | undefined): Promise<string> {
-  const { defaultStoreDir } = await import('../store/location.js')
-  return resolve(io.cwd, option ?? defaultStoreDir(io.env))
-}
-
-function int(value: string): number {
-  if (!/^-?\d+$/.test(value)) throw new CommanderArgumentError(`expected an integer but received ${JSON.stringify(value)}`)
-  return Number(value)
 }
 
 function parseRegion(value: string): Region {

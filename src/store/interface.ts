@@ -21,6 +21,49 @@ export interface Pin {
   readonly added: number
 }
 
+/** A named reference to a root, e.g. a dataset's head (spec/store.md §4). */
+export interface Ref {
+  readonly name: string
+  readonly cid: CID
+}
+
+/** Options of `refs`. */
+export interface RefsOptions extends AbortOptions {
+  /** Only references whose name starts with this (default: all). */
+  readonly prefix?: string
+}
+
+/** Which blocks garbage collection keeps: called with each stored block's multihash bytes. */
+export type KeepBlock = (multihash: Uint8Array) => boolean
+
+/** Options of `collect`. */
+export interface CollectOptions extends AbortOptions {
+  /** Compute what would be deleted and reclaimed, change nothing (default false). */
+  readonly dryRun?: boolean
+  /** Called as the collection passes each step (spec/store.md §10): for progress and crash tests. */
+  readonly onPhase?: (phase: CollectPhase) => void
+}
+
+/** The steps of a collection, in order; the pack steps repeat once per group of rewritten packs. */
+export type CollectPhase = 'marked' | 'pack-written' | 'index-written' | 'packs-deleted' | 'done'
+
+/** What a collection found and did. */
+export interface CollectResult {
+  /** Blocks kept, and their bytes. */
+  readonly keptBlocks: number
+  readonly keptBytes: number
+  /** Blocks deleted (or that would be, in a dry run), and their bytes. */
+  readonly deletedBlocks: number
+  readonly deletedBytes: number
+  /** Pack files rewritten without their dead blocks, deleted outright, and found orphaned (counted in deleted). */
+  readonly packsRewritten: number
+  readonly packsDeleted: number
+  readonly orphanPacks: number
+  /** storedBytes() before and after (after = before in a dry run). */
+  readonly bytesBefore: number
+  readonly bytesAfter: number
+}
+
 /** Block storage addressed by CID. Every read is verified against the CID. */
 export interface BlockStore {
   /** The block's bytes, verified against `cid`; NotFoundError if absent, IntegrityError if corrupt. */
@@ -46,6 +89,20 @@ export interface BlockStore {
   begin(options?: AbortOptions): Promise<BlockWriter>
   /** Every pin, oldest first. */
   pins(options?: AbortOptions): AsyncIterable<Pin>
+  /**
+   * The CID reference `name` points to, or undefined. References (and `refs`, `collect`) are
+   * optional capabilities, like `locateMany`: both backends have them; a wrapper may not.
+   */
+  ref?(name: string, options?: AbortOptions): Promise<CID | undefined>
+  /** References, in name order (UTF-8 bytewise). */
+  refs?(options?: RefsOptions): AsyncIterable<Ref>
+  /**
+   * Garbage collection's store half (spec/store.md §10). Runs `mark` with no transaction open
+   * and none able to begin until the collection ends (`begin` waits), then deletes every block
+   * `mark`'s result does not keep, drops data that no index entry names (orphan packs), and
+   * gives the space back. Fails with ERR_STORE_LOCKED if a transaction is open.
+   */
+  collect?(mark: (options: AbortOptions) => Promise<KeepBlock>, options?: CollectOptions): Promise<CollectResult>
   /** Bytes the store occupies for block data. */
   storedBytes(options?: AbortOptions): Promise<number>
   /** Releases files and handles. */
@@ -58,7 +115,11 @@ export interface BlockWriter {
   put(cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<boolean>
   /** Records a pin, applied on commit together with the blocks. */
   pin(cid: CID, label: string): void
-  /** Makes every block and pin durable and visible at once. */
+  /** Removes a pin on commit (nothing if `cid` is not pinned). */
+  unpin(cid: CID): void
+  /** Points reference `name` (1 to 1024 UTF-8 bytes) at `cid` on commit; `undefined` deletes it. */
+  setRef(name: string, cid: CID | undefined): void
+  /** Makes every block, pin and reference change durable and visible at once. */
   commit(options?: AbortOptions): Promise<void>
   /** Discards everything written; the store is left as it was. */
   abort(): Promise<void>

@@ -14,14 +14,36 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Level } from 'level'
 import { varint } from 'multiformats'
 import { CID } from 'multiformats/cid'
-import { IntegrityError, NotFoundError, StoreError } from '../errors.js'
+import { IntegrityError, InvalidArgumentError, NotFoundError, StoreError } from '../errors.js'
 import { verifyBlock } from '../format/block.js'
-import type { AbortOptions, BlockLocation, BlockStore, BlockWriter, Pin } from './interface.js'
+import { collectPacks } from './gc.js'
+import type {
+  AbortOptions,
+  BlockLocation,
+  BlockStore,
+  BlockWriter,
+  CollectOptions,
+  CollectResult,
+  KeepBlock,
+  Pin,
+  Ref,
+  RefsOptions,
+} from './interface.js'
+import {
+  blockKey,
+  decodeLocation,
+  encodeLocation,
+  type Location,
+  PIN_PREFIX,
+  packPath,
+  prefixed,
+  REF_PREFIX,
+  syncDirectory,
+} from './pack-file.js'
 
 const STORE_VERSION = 'tessera-store 1\n'
-const BLOCK_PREFIX = 0x62 // 'b' + multihash bytes -> location
-const PIN_PREFIX = 0x70 // 'p' + CID bytes -> pin record
 const WRITE_BUFFER = 4 << 20
+const MAX_REF_BYTES = 1024
 
 /** Options for opening a store directory. */
 export interface PackStoreInit {
@@ -29,12 +51,6 @@ export interface PackStoreInit {
   readonly lockTimeout?: number
   /** Create the store if it does not exist (default true). */
   readonly create?: boolean
-}
-
-interface Location {
-  readonly pack: number
-  readonly offset: number
-  readonly length: number
 }
 
 /** Opens (creating if needed) the store in `dir`. */
@@ -77,6 +93,9 @@ export class PackStore implements BlockStore {
   readonly dir: string
   readonly #db: Level<Uint8Array, Uint8Array>
   readonly #fds = new Map<number, number>()
+  // In-process exclusion of garbage collection and transactions (spec/store.md §10).
+  #openWriters = 0
+  #collecting: Promise<unknown> | undefined
 
   constructor(dir: string, db: Level<Uint8Array, Uint8Array>) {
     this.dir = dir
@@ -130,12 +149,31 @@ export class PackStore implements BlockStore {
 
   async begin(options?: AbortOptions): Promise<BlockWriter> {
     options?.signal?.throwIfAborted()
-    const packs = join(this.dir, 'packs')
-    const ids = (await readdir(packs)).map((name) => Number.parseInt(name, 10)).filter(Number.isInteger)
+    // A collection in progress: wait for it, so that no block it is deleting gets reused.
+    while (this.#collecting !== undefined) await this.#collecting.catch(() => {})
+    this.#openWriters++
+    try {
+      const { id, fd } = await this.createPack()
+      return new PackWriter(this, this.#db, id, fd, () => {
+        this.#openWriters--
+      })
+    } catch (error) {
+      this.#openWriters--
+      throw error
+    }
+  }
+
+  /**
+   * Creates the next pack file exclusively (spec/store.md §3): id = 1 + the largest id in
+   * `packs/`, incremented on EEXIST. Returns its id and an open file descriptor.
+   */
+  async createPack(): Promise<{ id: number; fd: number }> {
+    const names = await readdir(join(this.dir, 'packs'))
+    const ids = names.map((name) => Number.parseInt(name, 10)).filter(Number.isInteger)
     let id = ids.length === 0 ? 1 : Math.max(...ids) + 1
     for (;;) {
       try {
-        return new PackWriter(this, this.#db, id, openSync(packPath(this.dir, id), 'wx'))
+        return { id, fd: openSync(packPath(this.dir, id), 'wx') }
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
         id++
@@ -153,6 +191,52 @@ export class PackStore implements BlockStore {
     yield* pins
   }
 
+  async ref(name: string, options?: AbortOptions): Promise<CID | undefined> {
+    options?.signal?.throwIfAborted()
+    const value = await this.#db.get(refKey(name))
+    return value === undefined ? undefined : decodeRefValue(value)
+  }
+
+  async *refs(options: RefsOptions = {}): AsyncIterable<Ref> {
+    const prefix = refKey(options.prefix ?? '', true)
+    const end = new Uint8Array(prefix.length + 1)
+    end.set(prefix)
+    // Keys are 'r' ‖ UTF-8 name, and no UTF-8 byte is 0xff: this bounds every name with the prefix.
+    end[prefix.length] = 0xff
+    for await (const [key, value] of this.#db.iterator({ gte: prefix, lt: end })) {
+      options.signal?.throwIfAborted()
+      yield { name: Buffer.from(key.subarray(1)).toString('utf8'), cid: decodeRefValue(value) }
+    }
+  }
+
+  async collect(mark: (options: AbortOptions) => Promise<KeepBlock>, options: CollectOptions = {}): Promise<CollectResult> {
+    options.signal?.throwIfAborted()
+    if (this.#openWriters > 0 || this.#collecting !== undefined) {
+      throw new StoreError('ERR_STORE_LOCKED', `The store at ${this.dir} has a transaction open: garbage collection needs it alone`)
+    }
+    const run = (async () => {
+      const keep = await mark({ signal: options.signal })
+      options.onPhase?.('marked')
+      return collectPacks(
+        {
+          dir: this.dir,
+          db: this.#db,
+          createPack: () => this.createPack(),
+          releasePack: (id) => this.#release(id),
+          storedBytes: () => this.storedBytes(),
+        },
+        keep,
+        options,
+      )
+    })()
+    this.#collecting = run
+    try {
+      return await run
+    } finally {
+      this.#collecting = undefined
+    }
+  }
+
   async storedBytes(): Promise<number> {
     let total = 0
     for (const name of await readdir(join(this.dir, 'packs'))) total += (await stat(join(this.dir, 'packs', name))).size
@@ -163,6 +247,14 @@ export class PackStore implements BlockStore {
     for (const fd of this.#fds.values()) closeSync(fd)
     this.#fds.clear()
     await this.#db.close()
+  }
+
+  // Closes the cached handle of a pack about to be deleted: an open handle would keep its space.
+  #release(id: number): void {
+    const fd = this.#fds.get(id)
+    if (fd === undefined) return
+    closeSync(fd)
+    this.#fds.delete(id)
   }
 
   #read(location: Location): Uint8Array {
@@ -194,13 +286,17 @@ class PackWriter implements BlockWriter {
   #written = 0
   readonly #pending = new Map<string, { key: Uint8Array; location: Location }>()
   readonly #pins: Array<{ cid: CID; label: string }> = []
+  readonly #unpins: CID[] = []
+  readonly #refs = new Map<string, CID | undefined>()
+  readonly #onFinish: () => void
   newBytes = 0
 
-  constructor(store: PackStore, db: Level<Uint8Array, Uint8Array>, pack: number, fd: number) {
+  constructor(store: PackStore, db: Level<Uint8Array, Uint8Array>, pack: number, fd: number, onFinish: () => void) {
     this.#store = store
     this.#db = db
     this.#pack = pack
     this.#fd = fd
+    this.#onFinish = onFinish
   }
 
   async put(cid: CID, bytes: Uint8Array, options?: AbortOptions): Promise<boolean> {
@@ -209,6 +305,8 @@ class PackWriter implements BlockWriter {
     const key = blockKey(cid)
     const pendingKey = Buffer.from(key).toString('latin1')
     if (this.#pending.has(pendingKey) || (await this.#db.get(key)) !== undefined) return false
+    // Another put of the same block (concurrent imports share a writer) may have run meanwhile.
+    if (this.#pending.has(pendingKey)) return false
     const cidBytes = cid.bytes
     const header = varint.encodeTo(cidBytes.length + bytes.length, new Uint8Array(10))
     const headerLength = varint.encodingLength(cidBytes.length + bytes.length)
@@ -222,32 +320,59 @@ class PackWriter implements BlockWriter {
   }
 
   pin(cid: CID, label: string): void {
+    this.#open()
     this.#pins.push({ cid, label })
+  }
+
+  unpin(cid: CID): void {
+    this.#open()
+    this.#unpins.push(cid)
+  }
+
+  setRef(name: string, cid: CID | undefined): void {
+    this.#open()
+    refKey(name)
+    this.#refs.set(name, cid)
   }
 
   async commit(options?: AbortOptions): Promise<void> {
     options?.signal?.throwIfAborted()
     const fd = this.#open()
-    this.#flush()
-    fsyncSync(fd)
-    closeSync(fd)
-    this.#fd = undefined
-    if (this.#written === 0) unlinkSync(packPath(this.#store.dir, this.#pack))
-    else syncDirectory(join(this.#store.dir, 'packs'))
-    const batch = this.#db.batch()
-    for (const { key, location } of this.#pending.values()) batch.put(key, encodeLocation(location))
-    const added = Date.now()
-    for (const { cid, label } of this.#pins) {
-      batch.put(pinKey(cid), Buffer.from(JSON.stringify({ label, added })))
+    // The transaction counts as open until its batch is written: a collection starting
+    // earlier would take its pack, not yet indexed, for an orphan.
+    try {
+      try {
+        this.#flush()
+        fsyncSync(fd)
+      } finally {
+        closeSync(fd)
+        this.#fd = undefined
+      }
+      if (this.#written === 0) unlinkSync(packPath(this.#store.dir, this.#pack))
+      else syncDirectory(join(this.#store.dir, 'packs'))
+      const batch = this.#db.batch()
+      for (const { key, location } of this.#pending.values()) batch.put(key, encodeLocation(location))
+      for (const cid of this.#unpins) batch.del(pinKey(cid))
+      const added = Date.now()
+      for (const { cid, label } of this.#pins) {
+        batch.put(pinKey(cid), Buffer.from(JSON.stringify({ label, added })))
+      }
+      for (const [name, cid] of this.#refs) {
+        if (cid === undefined) batch.del(refKey(name))
+        else batch.put(refKey(name), cid.bytes)
+      }
+      // One LevelDB batch is atomic: every block, pin and reference appears together or not at all.
+      await batch.write({ sync: true })
+    } finally {
+      this.#onFinish()
     }
-    // One LevelDB batch is atomic: every block and pin appears together or not at all.
-    await batch.write({ sync: true })
   }
 
   async abort(): Promise<void> {
     if (this.#fd === undefined) return
     closeSync(this.#fd)
     this.#fd = undefined
+    this.#onFinish()
     unlinkSync(packPath(this.#store.dir, this.#pack))
     this.#pending.clear()
   }
@@ -283,46 +408,23 @@ class PackWriter implements BlockWriter {
   }
 }
 
-/** Makes a new file's directory entry durable (POSIX: fsync the directory). */
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r')
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-}
-
-function packPath(dir: string, id: number): string {
-  return join(dir, 'packs', `${String(id).padStart(8, '0')}.pack`)
-}
-
-function blockKey(cid: CID): Uint8Array {
-  const mh = cid.multihash.bytes
-  const key = new Uint8Array(mh.length + 1)
-  key[0] = BLOCK_PREFIX
-  key.set(mh, 1)
-  return key
-}
-
 function pinKey(cid: CID): Uint8Array {
-  const bytes = cid.bytes
-  const key = new Uint8Array(bytes.length + 1)
-  key[0] = PIN_PREFIX
-  key.set(bytes, 1)
-  return key
+  return prefixed(PIN_PREFIX, cid.bytes)
 }
 
-function encodeLocation(location: Location): Uint8Array {
-  const out = Buffer.allocUnsafe(16)
-  out.writeUInt32LE(location.pack, 0)
-  out.writeBigUInt64LE(BigInt(location.offset), 4)
-  out.writeUInt32LE(location.length, 12)
-  return out
+/** 'r' ‖ UTF-8 name; InvalidArgumentError for an empty (unless `allowEmpty`) or over-long name. */
+function refKey(name: string, allowEmpty = false): Uint8Array {
+  const bytes = typeof name === 'string' ? Buffer.from(name, 'utf8') : undefined
+  if (bytes === undefined || (bytes.length === 0 && !allowEmpty) || bytes.length > MAX_REF_BYTES) {
+    throw new InvalidArgumentError(`Expected a reference name of 1 to ${MAX_REF_BYTES} UTF-8 bytes but received ${JSON.stringify(name)}`)
+  }
+  return prefixed(REF_PREFIX, bytes)
 }
 
-function decodeLocation(value: Uint8Array): Location {
-  if (value.length !== 16) throw new IntegrityError('Malformed block location in the store index')
-  const view = Buffer.from(value.buffer, value.byteOffset, value.length)
-  return { pack: view.readUInt32LE(0), offset: Number(view.readBigUInt64LE(4)), length: view.readUInt32LE(12) }
+function decodeRefValue(value: Uint8Array): CID {
+  try {
+    return CID.decode(value)
+  } catch (cause) {
+    throw new IntegrityError('Malformed reference in the store index', { cause })
+  }
 }

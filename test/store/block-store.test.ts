@@ -85,6 +85,110 @@ function blockStoreSuite(name: string, setup: () => Promise<BlockStore>, teardow
     it('honours an aborted signal', async () => {
       await expect(store.get(a.cid, { signal: AbortSignal.abort() })).rejects.toThrow()
     })
+
+    it('unpins on commit, with the other changes', async () => {
+      const writer = await store.begin()
+      await writer.put(a.cid, a.bytes)
+      writer.pin(a.cid, 'a')
+      writer.pin(b.cid, 'b')
+      await writer.commit()
+      const unpin = await store.begin()
+      unpin.unpin(a.cid)
+      unpin.unpin(missing.cid)
+      await unpin.commit()
+      const pins = []
+      for await (const pin of store.pins()) pins.push(pin.cid.toString())
+      expect(pins).toEqual([b.cid.toString()])
+    })
+
+    it('holds named references: set, replaced and deleted atomically on commit, listed by prefix in byte order', async () => {
+      expect(await store.ref!('dataset/x')).toBeUndefined()
+      const writer = await store.begin()
+      writer.setRef('dataset/x', a.cid)
+      writer.setRef('dataset/\u00e9', b.cid)
+      writer.setRef('dataset/Z', b.cid)
+      writer.setRef('other', a.cid)
+      expect(await store.ref!('dataset/x')).toBeUndefined()
+      await writer.commit()
+      expect((await store.ref!('dataset/x'))?.toString()).toBe(a.cid.toString())
+      const names = async (prefix?: string) => {
+        const out = []
+        for await (const ref of store.refs!(prefix === undefined ? {} : { prefix })) out.push(`${ref.name}=${ref.cid}`)
+        return out
+      }
+      expect(await names('dataset/')).toEqual([`dataset/Z=${b.cid}`, `dataset/x=${a.cid}`, `dataset/\u00e9=${b.cid}`])
+      expect(await names()).toHaveLength(4)
+      const change = await store.begin()
+      change.setRef('dataset/x', b.cid)
+      change.setRef('dataset/Z', undefined)
+      await change.commit()
+      expect(await names('dataset/')).toEqual([`dataset/x=${b.cid}`, `dataset/\u00e9=${b.cid}`])
+      const aborted = await store.begin()
+      aborted.setRef('dataset/x', a.cid)
+      await aborted.abort()
+      expect((await store.ref!('dataset/x'))?.toString()).toBe(b.cid.toString())
+      const bad = await store.begin()
+      expect(() => bad.setRef('', a.cid)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+      expect(() => bad.setRef('x'.repeat(1025), a.cid)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+      await bad.abort()
+    })
+
+    it('collects: keeps what mark keeps, deletes the rest, and gives the bytes back', async () => {
+      const writer = await store.begin()
+      await writer.put(a.cid, a.bytes)
+      await writer.put(b.cid, b.bytes)
+      await writer.commit()
+      const before = await store.storedBytes()
+      const keepA = async () => (mh: Uint8Array) => Buffer.from(mh).equals(a.cid.multihash.bytes)
+      const dry = await store.collect!(keepA, { dryRun: true })
+      expect(dry).toMatchObject({ keptBlocks: 1, deletedBlocks: 1, deletedBytes: b.bytes.length })
+      expect(await store.has(b.cid)).toBe(true)
+      expect(await store.storedBytes()).toBe(before)
+      const phases: string[] = []
+      const result = await store.collect!(keepA, { onPhase: (phase) => phases.push(phase) })
+      expect(result).toMatchObject({ keptBlocks: 1, keptBytes: a.bytes.length, deletedBlocks: 1, deletedBytes: b.bytes.length })
+      expect(phases[0]).toBe('marked')
+      expect(phases.at(-1)).toBe('done')
+      expect(await store.has(b.cid)).toBe(false)
+      expect(await store.get(a.cid)).toEqual(a.bytes)
+      expect(await store.storedBytes()).toBeLessThan(before)
+      expect(result.bytesAfter).toBe(await store.storedBytes())
+      // Deleted means gone: putting it again writes it again.
+      const again = await store.begin()
+      expect(await again.put(b.cid, b.bytes)).toBe(true)
+      await again.commit()
+      expect(await store.get(b.cid)).toEqual(b.bytes)
+    })
+
+    it('refuses to collect while a transaction is open; a transaction begun during a collection waits for it', async () => {
+      const open = await store.begin()
+      await open.put(a.cid, a.bytes)
+      await expect(store.collect!(async () => () => false)).rejects.toMatchObject({ code: 'ERR_STORE_LOCKED' })
+      await open.commit()
+      let release!: () => void
+      const marking = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      const events: string[] = []
+      const collecting = store.collect!(async () => {
+        await marking
+        events.push('marked')
+        return () => false
+      })
+      const beginning = store.begin().then((writer) => {
+        events.push('begun')
+        return writer
+      })
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(events).toEqual([])
+      release()
+      await collecting
+      const writer = await beginning
+      expect(events).toEqual(['marked', 'begun'])
+      // The block the collection deleted is written again by the transaction that waited.
+      expect(await writer.put(a.cid, a.bytes)).toBe(true)
+      await writer.commit()
+    })
   })
 }
 

@@ -114,9 +114,11 @@ export class RowFileImage implements DecodedImage {
       signal?.throwIfAborted()
       if (this.#closed !== undefined) throw new InvalidArgumentError('Decoder is closed')
       const height = Math.min(bandHeight, this.height - y)
-      const data =
-        target?.(height * rowBytes) ??
-        (buffer ??= new Uint8Array(Math.min(bandHeight, this.height) * rowBytes)).subarray(0, height * rowBytes)
+      let data = target?.(height * rowBytes)
+      if (data === undefined) {
+        buffer ??= new Uint8Array(Math.min(bandHeight, this.height) * rowBytes)
+        data = buffer.subarray(0, height * rowBytes)
+      }
       await this.#init.available?.(dataOffset + (y + height) * rowBytes)
       await readExact(handle, data, dataOffset + y * rowBytes, `${this.sourceFormat} rows ${y}..${y + height - 1}`)
       if (swap) swap16(data)
