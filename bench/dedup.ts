@@ -21,6 +21,7 @@ import { importDataset } from '../src/dataset/import.js'
 import type { Region } from '../src/format/interface.js'
 import { cropImage, openImage } from '../src/image.js'
 import { openPackStore } from '../src/store/pack-store.js'
+import { median, random } from './lib.js'
 
 const { values } = parseArgs({
   options: {
@@ -39,24 +40,6 @@ const screens = join(data, 'screens')
 const series = join(screens, 'series')
 const TILE_SIZES = [256, 128, 64]
 const CROP = 512
-
-/** mulberry32: the same frames and regions every run. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
 const ms = (seconds: number) => `${(seconds * 1000).toFixed(1)} ms`

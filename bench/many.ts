@@ -11,6 +11,7 @@ import { closeSync, existsSync, openSync, readSync, rmSync, writeSync } from 'no
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { importImage, openStore } from '../src/image.js'
+import { random } from './lib.js'
 
 const { values } = parseArgs({
   options: {
@@ -23,18 +24,6 @@ const { values } = parseArgs({
 const data = resolve(values.data!)
 const storeDir = join(data, 'many-store')
 const SIDE = 5000
-
-/** mulberry32: a small seeded generator so every run uses the same regions. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const count = Number(values.images)
 if (!existsSync(join(storeDir, 'VERSION'))) {

@@ -21,6 +21,7 @@ import { planCrop } from '../src/crop/plan.js'
 import type { Region } from '../src/format/interface.js'
 import { TileCoder, tileBytes } from '../src/format/tile-codec.js'
 import { cropImage, openImage, openStore } from '../src/image.js'
+import { median, quantile, random } from './lib.js'
 
 const { values } = parseArgs({
   options: {
@@ -76,27 +77,6 @@ function timeCommand(command: string, args: string[]): number {
   const result = spawnSync(command, args, { stdio: ['ignore', 'ignore', 'inherit'] })
   if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed`)
   return Number(process.hrtime.bigint() - started) / 1e6
-}
-
-function median(samples: number[]): number {
-  return quantile(samples, 0.5)
-}
-
-function quantile(samples: number[], q: number): number {
-  const sorted = [...samples].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
-}
-
-/** mulberry32: a small seeded generator, so every run crops the same positions. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 const rows: Array<[string, string, string, string, string]> = []

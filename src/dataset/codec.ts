@@ -4,9 +4,12 @@
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import { IntegrityError } from '../errors.js'
-import { type Block, CID, cborBlock, DAG_CBOR, decodeCbor } from '../format/block.js'
+import { type Block, type CID, cborBlock, DAG_CBOR, decodeCbor } from '../format/block.js'
+import { fieldChecks } from '../format/fields.js'
 import type { DatasetEntry, DatasetVersion, TreeChild, TreeNode } from './interface.js'
 import { assertEntryName, compareNames } from './names.js'
+
+const { invalid, record, int, link: dagLink } = fieldChecks('dataset')
 
 /** Format version of dataset blocks (`tesseraDataset`). */
 export const DATASET_FORMAT = 1
@@ -120,24 +123,6 @@ function decodeEntry(item: unknown): DatasetEntry {
   }
 }
 
-function invalid(field: string): IntegrityError {
-  return new IntegrityError(`Invalid dataset: bad ${field}`)
-}
-
-function record(value: unknown, field: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array || CID.asCID(value)) {
-    throw invalid(field)
-  }
-  return value as Record<string, unknown>
-}
-
-function int(value: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw invalid(field)
-  return value
-}
-
 function link(value: unknown, field: string): CID {
-  const cid = CID.asCID(value)
-  if (cid === null || cid.version !== 1 || cid.code !== DAG_CBOR) throw invalid(field)
-  return cid
+  return dagLink(value, DAG_CBOR, field)
 }

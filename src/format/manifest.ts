@@ -4,9 +4,12 @@
  * row listing that row's tile CIDs and payload lengths.
  */
 import { IntegrityError } from '../errors.js'
-import { type Block, CID, cborBlock, DAG_CBOR, decodeCbor, RAW } from './block.js'
+import { type Block, type CID, cborBlock, DAG_CBOR, decodeCbor, RAW } from './block.js'
+import { fieldChecks } from './fields.js'
 import { pyramidSizes } from './grid.js'
 import type { BitDepth, ColorModel, TileCodec } from './interface.js'
+
+const { invalid, record, int, link } = fieldChecks('manifest')
 
 /** Format version written in every root (`tessera` field). */
 export const FORMAT_VERSION = 1
@@ -146,26 +149,4 @@ export function decodeTileRow(bytes: Uint8Array, columns: number): TileRowIndex 
   const tiles = value.tiles.map((tile: unknown) => link(tile, RAW, 'tiles'))
   const lengths = value.lengths.map((length: unknown) => int(length, 'lengths', 1, 1 << 20))
   return { tiles, lengths }
-}
-
-function invalid(field: string): IntegrityError {
-  return new IntegrityError(`Invalid manifest: bad ${field}`)
-}
-
-function record(value: unknown, field: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array || CID.asCID(value)) {
-    throw invalid(field)
-  }
-  return value as Record<string, unknown>
-}
-
-function int(value: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw invalid(field)
-  return value
-}
-
-function link(value: unknown, codec: number, field: string): CID {
-  const cid = CID.asCID(value)
-  if (cid === null || cid.version !== 1 || cid.code !== codec) throw invalid(field)
-  return cid
 }

@@ -28,17 +28,7 @@ export interface CarPlan {
 /** The bytes a CAR header takes for `root`. */
 export function carHeader(root: CID): Uint8Array {
   const header = cborBlock({ version: 1, roots: [root] }).bytes
-  return concat([varint.encodeTo(header.length, new Uint8Array(varint.encodingLength(header.length))), header])
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
+  return Buffer.concat([varint.encodeTo(header.length, new Uint8Array(varint.encodingLength(header.length))), header])
 }
 
 /**
