@@ -8,14 +8,17 @@ import { asUint16 } from './predictor.js'
 
 /**
  * Halves a band of `width`-pixel rows. The band must start on an even row and hold an even
- * number of rows unless it is the last band of its level. Returns the band of the next level.
+ * number of rows unless it is the last band of its level. Returns the band of the next level,
+ * written into `target` when given (it must hold the halved rows).
  */
-export function halveBand(band: Band, width: number, channels: number, bitsPerSample: 8 | 16): Band {
+export function halveBand(band: Band, width: number, channels: number, bitsPerSample: 8 | 16, target?: Uint8Array): Band {
   if (band.y % 2 !== 0) throw new RangeError('A band to halve must start on an even row')
   const outWidth = Math.ceil(width / 2)
   const outHeight = Math.ceil(band.height / 2)
   const bytesPerSample = bitsPerSample / 8
-  const out = new Uint8Array(outWidth * outHeight * channels * bytesPerSample)
+  const bytes = outWidth * outHeight * channels * bytesPerSample
+  if (target !== undefined && target.length < bytes) throw new RangeError(`A halved band needs ${bytes} bytes`)
+  const out = target?.subarray(0, bytes) ?? new Uint8Array(bytes)
   const src = bitsPerSample === 8 ? band.data : asUint16(band.data)
   const dst = bitsPerSample === 8 ? out : asUint16(out)
   const rowSamples = width * channels

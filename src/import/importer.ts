@@ -195,8 +195,19 @@ async function feed(builders: LevelBuilder[], index: number, band: Band): Promis
     band,
     next === undefined
       ? undefined
-      : (rows) => feed(builders, index + 1, halveBand(rows, builder.width, builder.format.channels, builder.format.bitsPerSample)),
+      : // Halved straight into the next level's buffer when it has room: no band-sized garbage.
+        (rows) =>
+          feed(
+            builders,
+            index + 1,
+            halveBand(rows, builder.width, builder.format.channels, builder.format.bitsPerSample, next.slot(halvedBytes(rows, builder))),
+          ),
   )
+}
+
+/** Bytes of `rows` of `builder`'s level once halved. */
+function halvedBytes(rows: Band, builder: LevelBuilder): number {
+  return Math.ceil(builder.width / 2) * Math.ceil(rows.height / 2) * bytesPerPixel(builder.format)
 }
 
 interface LevelBuilderInit {
@@ -249,7 +260,12 @@ class LevelBuilder {
 
   /** A place for the next `bytes` bytes of rows, when they start a tile row: a decoder reads straight into it. */
   target(bytes: number): Uint8Array | undefined {
-    return this.#filled === 0 && bytes <= this.#buffer.length ? this.#buffer.subarray(0, bytes) : undefined
+    return this.#filled === 0 ? this.slot(bytes) : undefined
+  }
+
+  /** Where the next `bytes` bytes of rows go, if they fit in the tile row being filled. */
+  slot(bytes: number): Uint8Array | undefined {
+    return this.#filled + bytes <= this.#buffer.length ? this.#buffer.subarray(this.#filled, this.#filled + bytes) : undefined
   }
 
   /**
@@ -259,10 +275,10 @@ class LevelBuilder {
   async add(band: Band, onTileRow?: (rows: Band) => Promise<void>): Promise<void> {
     if (band.y !== this.#nextY) throw new RangeError(`Expected row ${this.#nextY} but received ${band.y}`)
     this.#nextY += band.height
-    const direct = band.data.buffer === this.#buffer.buffer && band.data.byteOffset === this.#buffer.byteOffset && this.#filled === 0
-    // Rows read straight into our buffer through target() need no copy.
+    const direct = band.data.buffer === this.#buffer.buffer && band.data.byteOffset === this.#buffer.byteOffset + this.#filled
+    // Rows written straight into our buffer through target() or slot() need no copy.
     let offset = direct ? band.data.length : 0
-    if (direct) this.#filled = band.data.length
+    if (direct) this.#filled += band.data.length
     do {
       const take = Math.min(band.data.length - offset, this.#buffer.length - this.#filled)
       if (take > 0) this.#buffer.set(band.data.subarray(offset, offset + take), this.#filled)
