@@ -48,7 +48,8 @@ export class DecodePool {
         options.stats.tilesRead += payloads.length
         for (const payload of payloads) options.stats.tileBytesRead += payload.length
       }
-      bands.push({ plan, payloads, digests: cids.map((cid) => cid.multihash.digest) })
+      // Copies: a digest is a view into its index block, which postMessage would clone whole.
+      bands.push({ plan, payloads, digests: cids.map((cid) => cid.multihash.digest.slice()) })
     }
     const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
     await this.#pool.run({ shape: { tileSize, channels, bitsPerSample }, codec, rowBytes, bands, out })
