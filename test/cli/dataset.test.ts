@@ -10,25 +10,17 @@ import { existsSync, readdirSync, statSync } from 'node:fs'
 import { cp, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { main } from '../../src/cli/main.js'
 import { tiledImage, writeJunk, writeTiled } from '../dataset/images.js'
+import { type CliRun, runCli } from '../helpers/cli.js'
 import { naiveCrop, type TestImage } from '../helpers/oracle.js'
 
 const root = new URL('../../', import.meta.url).pathname
 const bin = join(root, 'bin/tessera.js')
 let dir: string
 
-async function run(store: string, ...argv: string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  stdout.on('data', (c: Buffer) => out.push(c))
-  stderr.on('data', (c: Buffer) => err.push(c))
-  const code = await main(argv, { stdout, stderr, env: { TESSERA_STORE: store }, cwd: dir })
-  return { code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }
+async function run(store: string, ...argv: string[]): Promise<CliRun> {
+  return runCli(store, dir, argv)
 }
 
 /** A seeded xorshift generator: the same kill moments every run. */

@@ -8,24 +8,16 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { main } from '../../src/cli/main.js'
 import type { Region } from '../../src/format/interface.js'
+import { type CliRun, runCli } from '../helpers/cli.js'
 import { makeImage, naiveCrop, type TestImage, writePam } from '../helpers/oracle.js'
 
 let dir: string
 let store: string
 
-async function run(...argv: string[]): Promise<{ code: number; stdout: Buffer; stderr: string }> {
-  const stdout = new PassThrough()
-  const stderr = new PassThrough()
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  stdout.on('data', (c: Buffer) => out.push(c))
-  stderr.on('data', (c: Buffer) => err.push(c))
-  const code = await main(argv, { stdout, stderr, env: { TESSERA_STORE: store }, cwd: dir })
-  return { code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() }
+async function run(...argv: string[]): Promise<CliRun> {
+  return runCli(store, dir, argv)
 }
 
 const images: Record<string, TestImage> = {
