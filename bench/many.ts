@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { importImage, openStore } from '../src/image.js'
 import { random } from './lib.js'
+import { HEIGHT, makeBenchImage, WIDTH } from './make-image.js'
 
 const { values } = parseArgs({
   options: {
@@ -28,9 +29,8 @@ const SIDE = 5000
 const count = Number(values.images)
 if (!existsSync(join(storeDir, 'VERSION'))) {
   const ppm = join(data, 'big.ppm')
-  if (!existsSync(ppm)) throw new Error(`${ppm} is missing: run npm run bench first (it builds the benchmark image)`)
-  const width = 29566
-  const height = 14321
+  if (!existsSync(ppm)) await makeBenchImage(data)
+  const [width, height] = [WIDTH, HEIGHT]
   const headerBytes = `P6\n${width} ${height}\n255\n`.length
   const next = random(1)
   const store = await openStore(storeDir)

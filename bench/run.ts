@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: Tessera against sharp/libvips on the benchmark image made by
- * ../shared/bench/make-image.sh (29566x14321 RGB photographs), side by side in one run.
+ * bench/make-image.ts (29566x14321 RGB photographs; built on first run), side by side in one run.
  * Machines here are shared and noisy: every timing is a median over repeated runs, and the
  * ratios are what to read.
  *
@@ -22,6 +22,7 @@ import type { Region } from '../src/format/interface.js'
 import { TileCoder, tileBytes } from '../src/format/tile-codec.js'
 import { cropImage, openImage, openStore } from '../src/image.js'
 import { median, quantile, random } from './lib.js'
+import { benchImageReady, makeBenchImage } from './make-image.js'
 
 const { values } = parseArgs({
   options: {
@@ -40,10 +41,9 @@ const zstdTiff = join(data, 'big-tiled-zstd.tif')
 const cli = resolve('bin/tessera.js')
 const passes = Number(values.passes)
 
-if (!existsSync(zstdTiff)) {
-  console.log(`Building the benchmark image in ${data} (10-15 minutes, ~3 GB)...`)
-  const made = spawnSync('bash', [resolve('../shared/bench/make-image.sh'), data], { stdio: 'inherit' })
-  if (made.status !== 0) throw new Error('make-image.sh failed')
+if (!benchImageReady(data)) {
+  console.log(`Building the benchmark image in ${data} (5-15 minutes, ~2.7 GB)...`)
+  await makeBenchImage(data)
 }
 // The CLI runs from the build, as a user runs it.
 spawnSync('npm', ['run', 'build'], { stdio: 'inherit' })

@@ -1,18 +1,16 @@
 /**
  * The facade every front end uses (CLI, HTTP): open a store, import, open an image by CID,
- * crop or export it in any output format, describe it and verify it.
+ * crop or export it in any output format (its length when known up front, then its bytes or
+ * its segments), read a stored tile, describe it and verify it.
  */
 import { tmpdir } from 'node:os'
 import { type CropStats, ImageReader } from './crop/engine.js'
 import { clipRegion, validateRegion } from './crop/plan.js'
-import type { OutputFormat, RasterInit, TiffCompression } from './crop/writers/interface.js'
-import { writeNpy } from './crop/writers/npy.js'
-import { writePng } from './crop/writers/png.js'
-import { writePnm } from './crop/writers/pnm.js'
-import { writeRaw } from './crop/writers/raw.js'
-import { writeTiffFromBands, writeTiffFromPayloads } from './crop/writers/tiff.js'
-import { InvalidArgumentError, InvalidCidError, InvalidRegionError, NotFoundError, TesseraError } from './errors.js'
-import { type CID, DAG_CBOR, parseCid, RAW } from './format/block.js'
+import { type OutputFormatSpec, outputCompression, outputFormat } from './crop/writers/formats.js'
+import type { OutputFormat, OutputInit, Segment, TiffCompression } from './crop/writers/interface.js'
+import { tiffSegments, writeTiffFromPayloads } from './crop/writers/tiff.js'
+import { InvalidCidError, InvalidRegionError, NotFoundError, TesseraError } from './errors.js'
+import { CID, DAG_CBOR, decodeCbor, parseCid, RAW } from './format/block.js'
 import { levelGeometry } from './format/grid.js'
 import type { Region } from './format/interface.js'
 import { decodeManifest, decodeTileRow, type ImageManifest } from './format/manifest.js'
@@ -20,11 +18,23 @@ import { pixelFormat } from './format/pixel.js'
 import type { ImportOptions, ImportResult } from './import/importer.js'
 import type { AbortOptions, BlockStore } from './store/interface.js'
 import { defaultStoreDir } from './store/location.js'
-import { openPackStore, type PackStoreInit } from './store/pack-store.js'
+import { openStoreAt, type StoreInit } from './store/open.js'
 
 export { type CropStats, emptyStats } from './crop/engine.js'
-export type { OutputFormat, TiffCompression } from './crop/writers/interface.js'
-export type { Region } from './format/interface.js'
+export {
+  COMPRESSIONS,
+  extensionFormat,
+  formatOfExtension,
+  OUTPUT_FORMAT_NAMES,
+  OUTPUT_FORMATS,
+  type OutputFormatSpec,
+  outputFormat,
+} from './crop/writers/formats.js'
+export type { OutputFormat, OutputInit, Segment, TiffCompression } from './crop/writers/interface.js'
+export { parseCid } from './format/block.js'
+export { pyramidSizes } from './format/grid.js'
+export type { Band, Region } from './format/interface.js'
+export { colorModelOf, pixelFormat } from './format/pixel.js'
 export { DEFAULT_MAX_PIXELS } from './import/limits.js'
 export type { BlockStore } from './store/interface.js'
 export type { ImportOptions, ImportResult }
@@ -39,9 +49,12 @@ export async function importImage(store: BlockStore, path: string, options?: Imp
   return importer.importImage(store, path, options)
 }
 
-/** Opens the embedded store in `dir` (default: defaultStoreDir()). */
-export function openStore(dir: string = defaultStoreDir(), init?: PackStoreInit): Promise<BlockStore> {
-  return openPackStore(dir, init)
+/**
+ * Opens the store at `location`: a directory, `s3://BUCKET/PREFIX` or `memory:` (default:
+ * defaultStoreDir()). Any number of processes may open one store at once (spec/store.md).
+ */
+export function openStore(location: string = defaultStoreDir(), init?: StoreInit): Promise<BlockStore> {
+  return openStoreAt(location, init)
 }
 
 /** An image opened from a store: its CID, manifest and a reader. */
@@ -51,21 +64,38 @@ export interface TesseraImage {
   readonly reader: ImageReader
 }
 
-/** Opens the image whose root is `cid` (a CID or its string form). */
-export async function openImage(store: BlockStore, cid: CID | string, options?: AbortOptions): Promise<TesseraImage> {
+/** `cid` (a CID or its string form) as an image root: InvalidCidError unless it is a dag-cbor CID (format.md §4). */
+export function imageRootCid(cid: CID | string): CID {
   const root = typeof cid === 'string' ? parseCid(cid) : cid
   if (root.code !== DAG_CBOR) throw new InvalidCidError(`${root} is not an image root (expected a dag-cbor CID)`)
-  const manifest = decodeManifest(await store.get(root, options))
+  return root
+}
+
+/**
+ * Opens the image whose root is `cid`: InvalidCidError when the CID names something else,
+ * NotFoundError when the root is not stored, IntegrityError when it fails verification.
+ */
+export async function openImage(store: BlockStore, cid: CID | string, options?: AbortOptions): Promise<TesseraImage> {
+  const root = imageRootCid(cid)
+  const bytes = await store.get(root, options)
+  let manifest: ImageManifest
+  try {
+    manifest = decodeManifest(bytes)
+  } catch (error) {
+    // The block is verified: a block that is not a manifest means the CID names something else.
+    if (!(error instanceof TesseraError && error.code === 'ERR_INTEGRITY')) throw error
+    throw new InvalidCidError(`${root} is not the root of an image this version reads (${error.message})`, { cause: error })
+  }
   return { cid: root, manifest, reader: new ImageReader(store, manifest) }
 }
 
 /** How to crop. */
 export interface CropOptions extends AbortOptions {
-  /** Output file format (default tiff). */
+  /** Output file format (default tiff): a name of OUTPUT_FORMATS. */
   readonly format?: OutputFormat
   /** Pyramid level (default 0). */
   readonly level?: number
-  /** tiff: zstd (default), deflate or none; png: deflate (default) or none. */
+  /** One of the format's `compressions` (default its first); ignored by formats without. */
   readonly compression?: TiffCompression
   /** Clip a region that extends past the image instead of failing (default false). */
   readonly clip?: boolean
@@ -75,78 +105,122 @@ export interface CropOptions extends AbortOptions {
   readonly tmpDir?: string
 }
 
-/** The region actually cropped: `region` validated, or clipped when `clip` is set. */
-export function resolveRegion(image: TesseraImage, region: Region, options: CropOptions = {}): Region {
-  if (options.clip !== true) return region
-  const { width, height } = image.reader.level(options.level ?? 0)
-  const clipped = clipRegion(region, width, height)
-  if (clipped === undefined)
-    throw new InvalidRegionError(
-      `Region ${region.x},${region.y},${region.width},${region.height} does not intersect the ${width}x${height} image`,
-    )
-  return clipped
+/** An output file, validated and ready to be produced (see cropOutput). */
+export interface CropOutput {
+  readonly format: OutputFormatSpec
+  /** The region cropped (after clipping), in pixels of `level`. */
+  readonly region: Region
+  readonly level: number
+  /** Its length in bytes when known before the first byte is produced (then ranges are possible). */
+  readonly length: number | undefined
+  /**
+   * Set when the output is laid out from the index blocks alone (a tile-aligned zstd TIFF: its
+   * head, then the stored payloads): pieces of known length, each read only when asked, so a
+   * byte range reads only the tiles it covers. Nothing is decoded.
+   */
+  readonly segments: readonly Segment[] | undefined
+  /** Its bytes, front to back (call once). */
+  bytes(): AsyncIterable<Uint8Array>
 }
 
 /**
- * Crops `region` (of `options.level`) to an output file's bytes, streamed. A TIFF whose
- * origin lies on the tile grid copies the stored payloads without decompressing them.
+ * Prepares the crop of `region` (undefined: the whole level) of `options.level`. Everything
+ * is validated before it returns (level, region, format, compression, what the format can
+ * hold), so callers create their output only then; it reads the ICC profile and, for a
+ * copied TIFF, the index blocks. A zstd TIFF whose origin lies on the tile grid copies the
+ * stored payloads without decompressing them (spec/outputs.md); other outputs stream band by band.
  */
-export async function cropImage(image: TesseraImage, region: Region, options: CropOptions = {}): Promise<AsyncIterable<Uint8Array>> {
-  const format = options.format ?? 'tiff'
+export async function cropOutput(image: TesseraImage, region: Region | undefined, options: CropOptions = {}): Promise<CropOutput> {
+  const format = outputFormat(options.format ?? 'tiff')
+  const compression = outputCompression(format, options.compression)
   const level = options.level ?? 0
-  const target = resolveRegion(image, region, options)
   const { manifest, reader } = image
-  // Validate before returning: callers open their output only once this has succeeded.
   const { width, height } = reader.level(level)
+  const asked = region ?? { x: 0, y: 0, width, height }
+  const target = region !== undefined && options.clip === true ? clipRegion(asked, width, height) : asked
+  if (target === undefined) {
+    throw new InvalidRegionError(
+      `Region ${asked.x},${asked.y},${asked.width},${asked.height} does not intersect the ${width}x${height} image`,
+    )
+  }
   validateRegion(target, width, height)
   const icc = manifest.metadata.icc === undefined ? undefined : await reader.store.get(manifest.metadata.icc, options)
-  const init: RasterInit = {
+  const init: OutputInit = {
     width: target.width,
     height: target.height,
     format: pixelFormat(manifest.colorModel, manifest.bitsPerSample),
     ...(icc === undefined ? {} : { icc }),
+    compression,
+    tileSize: manifest.tileSize,
+    predictor: manifest.codec.predictor,
+    zstdLevel: manifest.codec.level,
   }
-  const readOptions = { level, signal: options.signal, stats: options.stats }
-  switch (format) {
-    case 'tiff': {
-      const compression = options.compression ?? 'zstd'
-      const tiff = {
-        ...init,
-        tileSize: manifest.tileSize,
-        compression,
-        predictor: compression === 'none' ? (1 as const) : manifest.codec.predictor,
-        zstdLevel: manifest.codec.level,
-      }
-      const aligned = target.x % manifest.tileSize === 0 && target.y % manifest.tileSize === 0
-      if (compression === 'zstd' && aligned) {
-        const { lengths, payloads } = await reader.payloads(target, readOptions)
-        return writeTiffFromPayloads(tiff, lengths, payloads)
-      }
-      return writeTiffFromBands(tiff, reader.bands(target, readOptions), { tmpDir: options.tmpDir ?? tmpdir(), signal: options.signal })
-    }
-    case 'png': {
-      const compression = options.compression ?? 'deflate'
-      if (compression !== 'deflate' && compression !== 'none')
-        throw new InvalidArgumentError(`PNG compression must be deflate or none, not ${compression}`)
-      return writePng(init, reader.bands(target, readOptions), { compression })
-    }
-    case 'npy':
-      return writeNpy(init, reader.bands(target, readOptions))
-    case 'pam':
-    case 'ppm':
-    case 'pgm':
-      return writePnm(init, reader.bands(target, readOptions), format)
-    case 'raw':
-      return writeRaw(init, reader.bands(target, readOptions))
-    default:
-      throw new InvalidArgumentError(`Unknown output format ${String(format)}`)
+  const read = { level, signal: options.signal, stats: options.stats }
+  const aligned = target.x % manifest.tileSize === 0 && target.y % manifest.tileSize === 0
+  if (format.name === 'tiff' && compression === 'zstd' && aligned) {
+    const { segments: tiles, payloads } = await reader.payloads(target, read)
+    const segments = tiffSegments(init, tiles)
+    const bytes = writeTiffFromPayloads(
+      init,
+      tiles.map((tile) => tile.length),
+      payloads,
+    )
+    const length = segments.reduce((sum, segment) => sum + segment.length, 0)
+    return { format, region: target, level, length, segments, bytes: () => bytes }
   }
+  const bytes = format.write(init, reader.bands(target, read), { tmpDir: options.tmpDir ?? tmpdir(), signal: options.signal })
+  return { format, region: target, level, length: format.length(init), segments: undefined, bytes: () => bytes }
+}
+
+/** Crops `region` (of `options.level`) to an output file's bytes, streamed (see cropOutput). */
+export async function cropImage(image: TesseraImage, region: Region, options: CropOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+  return (await cropOutput(image, region, options)).bytes()
 }
 
 /** The whole image (of `options.level`) as an output file's bytes. */
-export function exportImage(image: TesseraImage, options: CropOptions = {}): Promise<AsyncIterable<Uint8Array>> {
-  const { width, height } = image.reader.level(options.level ?? 0)
-  return cropImage(image, { x: 0, y: 0, width, height }, { ...options, clip: false })
+export async function exportImage(image: TesseraImage, options: CropOptions = {}): Promise<AsyncIterable<Uint8Array>> {
+  return (await cropOutput(image, undefined, options)).bytes()
+}
+
+/** A stored tile: its CID, the valid pixels it covers in its level, and its payload (a Segment). */
+export interface StoredTile extends Segment {
+  readonly cid: CID
+  readonly region: Region
+}
+
+/** The tile at `column`, `row` of `level`, from its row's index block; NotFoundError outside the grid. */
+export async function storedTile(
+  image: TesseraImage,
+  { level, column, row }: { level: number; column: number; row: number },
+  options?: AbortOptions,
+): Promise<StoredTile> {
+  const { manifest, reader } = image
+  if (level >= manifest.levels.length) throw new NotFoundError(`Level ${level} does not exist: the image has ${manifest.levels.length}`)
+  const { width, height, columns, rows } = reader.level(level)
+  if (column >= columns || row >= rows) {
+    throw new NotFoundError(`Tile ${column},${row} does not exist: level ${level} has ${columns}x${rows} tiles`)
+  }
+  const T = manifest.tileSize
+  const region = clipRegion({ x: column * T, y: row * T, width: T, height: T }, width, height)!
+  const index = await reader.tileRow(level, row, options)
+  const cid = index.tiles[column]!
+  return { cid, region, length: index.lengths[column]!, read: (signal) => reader.store.get(cid, { signal }) }
+}
+
+/** The image's root block in dag-json's form: links as {"/": cid}, bytes as {"/": {"bytes": base64}}. */
+export async function manifestJson(image: TesseraImage, options?: AbortOptions): Promise<unknown> {
+  return toDagJson(decodeCbor(await image.reader.store.get(image.cid, options)))
+}
+
+function toDagJson(value: unknown): unknown {
+  const cid = CID.asCID(value)
+  if (cid !== null) return { '/': cid.toString() }
+  if (value instanceof Uint8Array) return { '/': { bytes: Buffer.from(value).toString('base64').replace(/=+$/, '') } }
+  if (Array.isArray(value)) return value.map(toDagJson)
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, toDagJson(child)]))
+  }
+  return value
 }
 
 /** A description of a stored image. */
@@ -250,8 +324,7 @@ export async function verifyImage(store: BlockStore, cid: CID | string, options?
       return undefined
     }
   }
-  const root = typeof cid === 'string' ? parseCid(cid) : cid
-  if (root.code !== DAG_CBOR) throw new InvalidCidError(`${root} is not an image root (expected a dag-cbor CID)`)
+  const root = imageRootCid(cid)
   if (!(await store.has(root, options))) throw new NotFoundError(`Image ${root} not found`)
   const rootBytes = await check(root)
   if (rootBytes === undefined) return { blocks, bytes, problems }

@@ -12,6 +12,9 @@ import { bytesPerPixel, pixelFormat } from './format/pixel.js'
 import { openImage, type TesseraImage } from './image.js'
 import type { AbortOptions, BlockStore } from './store/interface.js'
 
+/** Decoding on every core, for `sampleCrops`' `decoder`. */
+export { DecodePool } from './crop/decode-pool.js'
+
 /** What planSamples needs to know of each image: the size of the sampled level and its tile size. */
 export interface SampleSource {
   readonly width: number

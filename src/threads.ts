@@ -1,20 +1,50 @@
 /**
  * A small pool of worker threads running one job function, in order of submission, on as
  * many threads as asked (0 runs jobs inline). Used for import compression and crop decoding.
- * Imports nothing from the rest of Tessera.
+ * Imports nothing from the rest of Tessera but its errors.
  */
 import { availableParallelism } from 'node:os'
 import { parentPort, type Transferable, Worker } from 'node:worker_threads'
+import { errorFromCode } from './errors.js'
 
 // Workers hold almost nothing on their JS heaps (pixels live in ArrayBuffers): small young
 // generations keep each thread's idle heap from costing tens of MiB of RSS.
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 }
 
-/** An error thrown inside a worker, with its name and code kept. */
+/**
+ * An error thrown inside a worker, as posted back: a class does not survive postMessage, so
+ * its name, code, message and stack travel and `fromWire` rebuilds it.
+ */
 interface WireError {
   readonly name: string
   readonly code?: string
   readonly message: string
+  readonly stack?: string
+}
+
+/** What the worker threw, as it can travel. */
+function toWire(error: unknown): WireError {
+  if (typeof error !== 'object' || error === null) return { name: 'Error', message: String(error) }
+  const { name, code, message, stack } = error as { name?: unknown; code?: unknown; message?: unknown; stack?: unknown }
+  return {
+    name: typeof name === 'string' ? name : 'Error',
+    message: typeof message === 'string' ? message : String(error),
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(typeof stack === 'string' ? { stack } : {}),
+  }
+}
+
+/**
+ * The error again, on the pool's side: a Tessera code becomes its class (an IntegrityError for
+ * ERR_INTEGRITY, spec/errors.md), anything else an Error with the same name and code. The
+ * stack is the worker's: where it was thrown.
+ */
+function fromWire(wire: WireError): Error {
+  const error =
+    (wire.code === undefined ? undefined : errorFromCode(wire.code, wire.message)) ??
+    Object.assign(new Error(wire.message), { name: wire.name }, wire.code === undefined ? {} : { code: wire.code })
+  if (wire.stack !== undefined) error.stack = wire.stack
+  return error
 }
 
 /** The default thread count: one per core, at most 8. */
@@ -32,6 +62,7 @@ export class WorkerPool<Job, Result> {
   readonly #queue: Array<{ job: Job; transfer: readonly Transferable[]; resolve: (r: Result) => void; reject: (e: unknown) => void }> = []
   readonly #pending = new Map<number, { resolve: (r: Result) => void; reject: (e: unknown) => void; worker: Worker }>()
   #nextId = 0
+  #closing = false
 
   /**
    * `url`: the worker module (its `.js` build; under the test runner the `.ts` source is
@@ -60,7 +91,12 @@ export class WorkerPool<Job, Result> {
 
   /** Stops every worker. */
   async close(): Promise<void> {
-    await Promise.all(this.#workers.map((worker) => worker.terminate()))
+    this.#closing = true
+    try {
+      await Promise.all(this.#workers.map((worker) => worker.terminate()))
+    } finally {
+      this.#closing = false
+    }
     this.#workers.length = 0
     this.#idle.length = 0
   }
@@ -95,20 +131,32 @@ export class WorkerPool<Job, Result> {
       if (pending === undefined) return
       this.#pending.delete(id)
       this.#idle.push(worker)
-      if (error !== undefined) pending.reject(Object.assign(new Error(error.message), { name: error.name, code: error.code }))
+      if (error !== undefined) pending.reject(fromWire(error))
       else pending.resolve(result!)
       this.#dispatch()
     })
-    worker.on('error', (error) => {
-      for (const [id, pending] of this.#pending) {
-        if (pending.worker === worker) {
-          this.#pending.delete(id)
-          pending.reject(error)
-        }
+    worker.on('error', (error) => this.#fail(worker, error))
+    // A worker that ends (process.exit, out of memory: 'error' comes first then) fails its job
+    // and leaves the pool, so that the next job starts another instead of waiting forever.
+    worker.on('exit', (code) => {
+      this.#fail(worker, new Error(`A worker thread exited with code ${code}`))
+      for (const list of [this.#workers, this.#idle]) {
+        const at = list.indexOf(worker)
+        if (at >= 0) list.splice(at, 1)
       }
+      if (!this.#closing) this.#dispatch()
     })
     this.#workers.push(worker)
     return worker
+  }
+
+  #fail(worker: Worker, error: unknown): void {
+    for (const [id, pending] of this.#pending) {
+      if (pending.worker === worker) {
+        this.#pending.delete(id)
+        pending.reject(error)
+      }
+    }
   }
 }
 
@@ -122,8 +170,7 @@ export function serveJobs<Job, Result>(handle: (job: Job) => { result: Result; t
       const { result, transfer } = handle(job)
       parentPort?.postMessage({ id, result }, transfer ?? [])
     } catch (error) {
-      const { name, message, code } = error as { name?: string; message?: string; code?: string }
-      parentPort?.postMessage({ id, error: { name: name ?? 'Error', message: message ?? String(error), code } })
+      parentPort?.postMessage({ id, error: toWire(error) })
     }
   })
 }

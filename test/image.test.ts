@@ -7,7 +7,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Region } from '../src/format/interface.js'
-import { emptyStats, imageInfo, importImage, openImage, verifyImage } from '../src/image.js'
+import {
+  cropImage,
+  cropOutput,
+  emptyStats,
+  imageInfo,
+  importImage,
+  manifestJson,
+  openImage,
+  storedTile,
+  verifyImage,
+} from '../src/image.js'
 import { MemoryBlockStore } from '../src/store/memory.js'
 import { makeImage, naiveCrop, naiveHalve, type TestImage, writePam } from './helpers/oracle.js'
 
@@ -124,6 +134,76 @@ describe('crop engine reads', () => {
     store.blocks.get(key)![3]! ^= 0x40
     await expect(collect(image.reader.bands({ x: 0, y: 0, width: 40, height: 5 }))).rejects.toMatchObject({ code: 'ERR_INTEGRITY' })
     expect((await verifyImage(store, cid)).problems.map((p) => p.code)).toEqual(['ERR_INTEGRITY'])
+  })
+})
+
+describe('cropOutput, storedTile, manifestJson', () => {
+  let store: MemoryBlockStore
+  let cid: string
+  beforeAll(async () => {
+    store = new MemoryBlockStore()
+    const path = join(dir, 'outputs.pam')
+    await writePam(path, makeImage(70, 50, 4, 16, 9))
+    cid = (await importImage(store, path, { tileSize: 16, workers: 0 })).cid.toString()
+  })
+
+  async function bytesOf(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
+    const parts: Uint8Array[] = []
+    for await (const chunk of chunks) parts.push(chunk)
+    return Buffer.concat(parts)
+  }
+
+  it.each([
+    ['copied tiff', { x: 16, y: 32, width: 40, height: 18 }, { format: 'tiff' }, true],
+    ['re-cut tiff', { x: 17, y: 32, width: 40, height: 18 }, { format: 'tiff' }, false],
+    ['uncompressed tiff', { x: 16, y: 32, width: 40, height: 18 }, { format: 'tiff', compression: 'none' }, true],
+    ['npy', { x: 3, y: 5, width: 7, height: 11 }, { format: 'npy' }, true],
+    ['png', { x: 3, y: 5, width: 7, height: 11 }, { format: 'png' }, false],
+    ['webp', { x: 3, y: 5, width: 7, height: 11 }, { format: 'webp' }, false],
+  ] as const)('%s: its length is known up front exactly when promised, and its segments are its bytes', async (_, region, options, known) => {
+    const image = await openImage(store, cid)
+    const output = await cropOutput(image, region, options)
+    const bytes = await bytesOf(output.bytes())
+    expect(bytes.equals(await bytesOf(await cropImage(image, region, options)))).toBe(true)
+    expect(output.length).toBe(known ? bytes.length : undefined)
+    expect(output.format.name).toBe(options.format)
+    if (output.segments !== undefined) {
+      const parts = await Promise.all(output.segments.map((segment) => segment.read()))
+      expect(Buffer.concat(parts).equals(bytes)).toBe(true)
+      expect(parts.map((p) => p.length)).toEqual(output.segments.map((segment) => segment.length))
+    }
+  })
+
+  it('validates before returning: format, compression, region, what the format holds', async () => {
+    const image = await openImage(store, cid)
+    const region = { x: 0, y: 0, width: 4, height: 4 }
+    await expect(cropOutput(image, region, { format: 'gif' as 'png' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(cropOutput(image, region, { format: 'png', compression: 'zstd' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(cropOutput(image, region, { format: 'ppm' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(cropOutput(image, { ...region, x: 69 }, {})).rejects.toMatchObject({ code: 'ERR_INVALID_REGION' })
+    const clipped = await cropOutput(image, { ...region, x: 68 }, { clip: true, format: 'raw' })
+    expect([clipped.region, clipped.length]).toEqual([{ x: 68, y: 0, width: 2, height: 4 }, 2 * 4 * 8])
+    const whole = await cropOutput(image, undefined, { level: 0, format: 'raw' })
+    expect(whole.region).toEqual({ x: 0, y: 0, width: 70, height: 50 })
+  })
+
+  it('gives a stored tile, its valid pixels and its payload; NotFoundError outside the grid', async () => {
+    const image = await openImage(store, cid)
+    const tile = await storedTile(image, { level: 0, column: 4, row: 3 })
+    expect(tile.region).toEqual({ x: 64, y: 48, width: 6, height: 2 })
+    const payload = await tile.read()
+    expect(payload.length).toBe(tile.length)
+    expect(Buffer.from(payload).equals(Buffer.from(await store.get(tile.cid)))).toBe(true)
+    await expect(storedTile(image, { level: 0, column: 5, row: 0 })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' })
+    await expect(storedTile(image, { level: 1, column: 0, row: 0 })).rejects.toMatchObject({ code: 'ERR_NOT_FOUND' })
+  })
+
+  it('gives the manifest in dag-json form, and refuses a dag-cbor block that is not an image root', async () => {
+    const image = await openImage(store, cid)
+    const json = (await manifestJson(image)) as { width: number; levels: Array<{ rows: unknown[] }> }
+    expect(json.width).toBe(70)
+    expect(json.levels[0]!.rows[0]).toEqual({ '/': image.manifest.levels[0]!.rows[0]!.toString() })
+    await expect(openImage(store, image.manifest.levels[0]!.rows[0]!)).rejects.toMatchObject({ code: 'ERR_INVALID_CID' })
   })
 })
 

@@ -8,8 +8,8 @@
  *
  *   npm run bench:http [-- --data DIR] [--duration 8] [--connections 1,16,64] [--seed 1]
  *
- * Needs bench/data from `npm run bench` (or ../shared/bench/make-image.sh); makes, if missing,
- * `http-store` (big.png imported with its pyramid) and `big-pyramid-deflate.tif` (libvips).
+ * Makes, if missing, the benchmark image (bench/make-image.ts), `http-store` (big.png imported
+ * with its pyramid) and `big-pyramid-deflate.tif` (libvips).
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { createReadStream, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import { random } from '../lib.js'
+import { benchImageReady, makeBenchImage } from '../make-image.js'
 
 const { values } = parseArgs({
   options: {
@@ -93,9 +94,9 @@ interface Scenario {
 }
 
 async function main() {
-  if (!existsSync(join(data, 'big.ppm'))) {
-    console.log(`Building the benchmark image in ${data} (10-15 minutes, ~3 GB)...`)
-    run('bash', [resolve('../shared/bench/make-image.sh'), data])
+  if (!benchImageReady(data)) {
+    console.log(`Building the benchmark image in ${data} (5-15 minutes, ~2.7 GB)...`)
+    await makeBenchImage(data)
   }
   if (!existsSync('dist/http/server.js')) run('npm', ['run', 'build'])
   if (!existsSync(join(store, 'VERSION'))) {

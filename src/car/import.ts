@@ -9,7 +9,7 @@ import { CarBlockIterator } from '@ipld/car/iterator'
 import { decodeVersion, isVersionValue } from '../dataset/codec.js'
 import { withDatasetLock } from '../dataset/dataset.js'
 import { assertDatasetName, datasetRef } from '../dataset/names.js'
-import { linksOf, seenKey } from '../dataset/walk.js'
+import { IDENTITY, linksOf, seenKey } from '../dataset/walk.js'
 import { CorruptInputError, IntegrityError, InvalidArgumentError, LimitError } from '../errors.js'
 import { type CID, DAG_CBOR, decodeCbor, MAX_BLOCK_BYTES, verifyBlock } from '../format/block.js'
 import { decodeManifest } from '../format/manifest.js'
@@ -91,7 +91,7 @@ export async function importCar(
       if (await writer.put(cid, bytes, options)) newBlocks++
     }
     for (const [key, { cid, from }] of needed) {
-      if (present.has(key) || cid.multihash.code === 0x00) continue
+      if (present.has(key) || cid.multihash.code === IDENTITY) continue
       if (!(await store.has(cid, options))) {
         throw new IntegrityError(`The CAR is incomplete: block ${cid}, linked from ${from}, is neither in it nor in the store`)
       }

@@ -3,43 +3,34 @@
  * one NumPy array of shape (count, height, width, channels) or the samples concatenated, with
  * an optional file of the regions drawn.
  */
-import { resolve } from 'node:path'
-import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
+import { type Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
 import { InvalidArgumentError } from '../errors.js'
 import type { SampleBatch, SampleFormat } from '../sample.js'
+import { command, withStore, writeOutput } from './command.js'
 import type { CliIo } from './main.js'
-import { int, pump, storeDir, storeOption, writeFileAtomically } from './output.js'
+import { int, storeOption } from './output.js'
 
-/** The `sample` command, writing to `io`. */
+/** The `sample` command. */
 export function sampleCommand(io: CliIo): Command {
-  return (
-    new Command('sample')
-      // addCommand() does not pass the program's settings on (commander copies them only in
-      // .command()): throw instead of exiting, and write to io, as main() expects.
-      .exitOverride()
-      .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
-      .showHelpAfterError()
-      .description('write a seeded batch of random crops: one NumPy array (count, height, width, channels), or raw')
-      .argument('<cids...>', 'images to sample from (chosen uniformly; list a CID twice to weight it double)')
-      .addOption(storeOption())
-      .requiredOption('--size <n|WxH>', 'sample size in pixels: 224, or 256x128 (width x height)', parseSize)
-      .requiredOption('--count <n>', 'number of samples', int)
-      .requiredOption('--seed <seed>', 'decimal digits: an integer below 2^32; anything else: a string (hashed)')
-      .option('--align', 'draw origins on the tile grid only')
-      .option('--level <n>', 'pyramid level to sample (0 = full resolution)', int, 0)
-      .requiredOption('-o, --output <path>', 'output file, or - for standard output')
-      .addOption(new Option('-f, --format <format>', 'npy or raw (default: from the file extension, else npy)').choices(['npy', 'raw']))
-      .option('--regions <path>', 'also write the regions drawn: JSON if the path ends in .json, else CSV')
-      .action(async (cids: string[], opts) => {
-        const { openStore } = await import('../image.js')
-        const { openSampleBatch, writeSamples } = await import('../sample.js')
-        const output = String(opts.output)
-        const format: SampleFormat = opts.format ?? (/\.(raw|bin)$/i.test(output) ? 'raw' : 'npy')
-        if (output === '-' && opts.regions === '-') {
-          throw new InvalidArgumentError('The batch and its regions cannot both go to standard output')
-        }
-        const { DecodePool } = await import('../crop/decode-pool.js')
-        const store = await openStore(await storeDir(io, opts.store), { create: false })
+  return command(io, 'sample', 'write a seeded batch of random crops: one NumPy array (count, height, width, channels), or raw')
+    .argument('<cids...>', 'images to sample from (chosen uniformly; list a CID twice to weight it double)')
+    .addOption(storeOption())
+    .requiredOption('--size <n|WxH>', 'sample size in pixels: 224, or 256x128 (width x height)', parseSize)
+    .requiredOption('--count <n>', 'number of samples', int)
+    .requiredOption('--seed <seed>', 'decimal digits: an integer below 2^32; anything else: a string (hashed)')
+    .option('--align', 'draw origins on the tile grid only')
+    .option('--level <n>', 'pyramid level to sample (0 = full resolution)', int, 0)
+    .requiredOption('-o, --output <path>', 'output file, or - for standard output')
+    .addOption(new Option('-f, --format <format>', 'npy or raw (default: from the file extension, else npy)').choices(['npy', 'raw']))
+    .option('--regions <path>', 'also write the regions drawn: JSON if the path ends in .json, else CSV')
+    .action(async (cids: string[], opts) => {
+      const { openSampleBatch, writeSamples } = await import('../sample.js')
+      const output = String(opts.output)
+      const format: SampleFormat = opts.format ?? (/\.(raw|bin)$/i.test(output) ? 'raw' : 'npy')
+      if (output === '-' && opts.regions === '-')
+        throw new InvalidArgumentError('The batch and its regions cannot both go to standard output')
+      const { DecodePool } = await import('../sample.js')
+      await withStore(io, opts, async (store) => {
         // Samples decode on every core; a few in flight per thread keep each thread busy.
         const decoder = new DecodePool()
         try {
@@ -53,21 +44,16 @@ export function sampleCommand(io: CliIo): Command {
             decoder,
             concurrency: Math.max(1, decoder.size * 3),
           })
-          const bytes = writeSamples(batch, format)
-          if (output === '-') await pump(bytes, io.stdout)
-          else await writeFileAtomically(resolve(io.cwd, output), bytes)
+          await writeOutput(io, output, writeSamples(batch, format))
           if (opts.regions !== undefined) {
             const path = String(opts.regions)
-            const rows = regionRows(batch, /\.json$/i.test(path) ? 'json' : 'csv')
-            if (path === '-') await pump(rows, io.stdout)
-            else await writeFileAtomically(resolve(io.cwd, path), rows)
+            await writeOutput(io, path, regionRows(batch, /\.json$/i.test(path) ? 'json' : 'csv'))
           }
         } finally {
           await decoder.close()
-          await store.close()
         }
       })
-  )
+    })
 }
 
 /** The plan as CSV (`index,cid,x,y,width,height,level` and a header line) or a JSON array. */

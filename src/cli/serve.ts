@@ -4,10 +4,11 @@
  * its whole life; other `tessera` commands on the same store wait for it, then fail with
  * ERR_STORE_LOCKED. Logs are JSON lines (fastify's pino) on standard output.
  */
-import { resolve } from 'node:path'
-import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
+import { type Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
 import { TesseraError } from '../errors.js'
+import { command, withStore } from './command.js'
 import type { CliIo } from './main.js'
+import { storeOption } from './output.js'
 
 /** Test hooks: stop without a signal, learn the address. */
 export interface ServeHooks {
@@ -27,14 +28,8 @@ function int(value: string): number {
 
 /** The `serve` command, for `program.addCommand`. */
 export function serveCommand(io: CliIo, hooks: ServeHooks = {}): Command {
-  return new Command('serve')
-    .description('serve the store over HTTP: images, tiles, crops, IIIF Image API 3.0, raw blocks and CARs, a viewer')
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
-    .showHelpAfterError()
-    .addOption(
-      new Option('--store <dir>', 'store directory (default: $TESSERA_STORE, else $XDG_DATA_HOME/tessera, else ~/.local/share/tessera)'),
-    )
+  return command(io, 'serve', 'serve the store over HTTP: images, tiles, crops, IIIF Image API 3.0, raw blocks and CARs, a viewer')
+    .addOption(storeOption())
     .option('--host <address>', 'address to listen on (loopback by default)', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', int, 8080)
     .option('--public-url <url>', 'base URL for absolute links (IIIF ids, redirects) when behind a proxy')
@@ -47,51 +42,51 @@ export function serveCommand(io: CliIo, hooks: ServeHooks = {}): Command {
     )
     .action(async (opts) => {
       if (opts.port > 65535) throw new CommanderArgumentError('port must be from 0 to 65535')
-      const { openStore, defaultStoreDir } = await import('../image.js')
       const { createServer } = await import('../http/server.js')
-      const dir = resolve(io.cwd, opts.store ?? defaultStoreDir(io.env))
-      const store = await openStore(dir)
-      try {
-        const app = await createServer({
-          store,
-          logger: { level: opts.logLevel, stream: io.stdout },
-          ...(opts.publicUrl === undefined ? {} : { publicUrl: String(opts.publicUrl) }),
-          limits: {
-            ...(opts.concurrency === undefined ? {} : { concurrency: Math.max(1, opts.concurrency) }),
-            ...(opts.maxUploadBytes === undefined ? {} : { maxUploadBytes: opts.maxUploadBytes }),
-          },
-        })
-        let url: string
-        try {
-          url = await app.listen({ host: opts.host, port: opts.port })
-        } catch (error) {
-          await app.close()
-          throw new TesseraError('ERR_LISTEN', `Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`)
-        }
-        app.log.info({ store: dir, url }, `Tessera serves ${dir}: ${url}/images, ${url}/view/{cid}`)
-        hooks.onListening?.(url)
-        const listeners: Array<[NodeJS.Signals, () => void]> = []
-        const signal = await new Promise<string>((done) => {
-          for (const name of ['SIGINT', 'SIGTERM'] as const) {
-            const listener = () => done(name)
-            listeners.push([name, listener])
-            process.once(name, listener)
+      await withStore(
+        io,
+        opts,
+        async (store, dir) => {
+          const app = await createServer({
+            store,
+            logger: { level: opts.logLevel, stream: io.stdout },
+            ...(opts.publicUrl === undefined ? {} : { publicUrl: String(opts.publicUrl) }),
+            limits: {
+              ...(opts.concurrency === undefined ? {} : { concurrency: Math.max(1, opts.concurrency) }),
+              ...(opts.maxUploadBytes === undefined ? {} : { maxUploadBytes: opts.maxUploadBytes }),
+            },
+          })
+          let url: string
+          try {
+            url = await app.listen({ host: opts.host, port: opts.port })
+          } catch (error) {
+            await app.close()
+            throw new TesseraError('ERR_LISTEN', `Cannot listen on ${opts.host}:${opts.port}: ${(error as Error).message}`)
           }
-          hooks.shutdown?.addEventListener('abort', () => done('shutdown'), { once: true })
-          if (hooks.shutdown?.aborted) done('shutdown')
-        }).finally(() => {
-          for (const [name, listener] of listeners) process.removeListener(name, listener)
-        })
-        app.log.info({ signal }, 'shutting down: no new connections, waiting for responses in flight')
-        const force = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS)
-        try {
-          await app.close()
-        } finally {
-          clearTimeout(force)
-        }
-        app.log.info('stopped')
-      } finally {
-        await store.close()
-      }
+          app.log.info({ store: dir, url }, `Tessera serves ${dir}: ${url}/images, ${url}/view/{cid}`)
+          hooks.onListening?.(url)
+          const listeners: Array<[NodeJS.Signals, () => void]> = []
+          const signal = await new Promise<string>((done) => {
+            for (const name of ['SIGINT', 'SIGTERM'] as const) {
+              const listener = () => done(name)
+              listeners.push([name, listener])
+              process.once(name, listener)
+            }
+            hooks.shutdown?.addEventListener('abort', () => done('shutdown'), { once: true })
+            if (hooks.shutdown?.aborted) done('shutdown')
+          }).finally(() => {
+            for (const [name, listener] of listeners) process.removeListener(name, listener)
+          })
+          app.log.info({ signal }, 'shutting down: no new connections, waiting for responses in flight')
+          const force = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS)
+          try {
+            await app.close()
+          } finally {
+            clearTimeout(force)
+          }
+          app.log.info('stopped')
+        },
+        { create: true },
+      )
     })
 }

@@ -3,6 +3,7 @@
  * region band by band (memory bounded by one band), or the stored payloads as they are.
  */
 import { InvalidArgumentError } from '../errors.js'
+import type { CID } from '../format/block.js'
 import { levelGeometry } from '../format/grid.js'
 import type { Band, Region } from '../format/interface.js'
 import { decodeTileRow, type ImageManifest, type TileRowIndex } from '../format/manifest.js'
@@ -10,6 +11,7 @@ import type { TileCoder } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore } from '../store/interface.js'
 import { coderFor, decodeBand } from './decode.js'
 import { planCrop, tileRange, validateRegion } from './plan.js'
+import type { Segment } from './writers/interface.js'
 
 /** Decoded index blocks an ImageReader keeps (a row of a 100k-pixel-wide image is ~20 KB). */
 const INDEX_CACHE_ROWS = 256
@@ -103,10 +105,11 @@ export class ImageReader {
   }
 
   /**
-   * For a region whose origin is on the tile grid: the payload lengths of its tiles
-   * (row-major) and an iterator of the stored payloads, untouched.
+   * For a region whose origin is on the tile grid, from its index blocks alone: the stored
+   * payloads of its tiles (row-major), untouched, as segments (each read only when asked) and
+   * as one stream (a tile row at a time).
    */
-  async payloads(region: Region, options: ReadOptions = {}): Promise<{ lengths: number[]; payloads: AsyncIterable<Uint8Array> }> {
+  async payloads(region: Region, options: ReadOptions = {}): Promise<{ segments: Segment[]; payloads: AsyncIterable<Uint8Array> }> {
     const level = options.level ?? 0
     const { width, height } = this.level(level)
     validateRegion(region, width, height)
@@ -115,23 +118,30 @@ export class ImageReader {
       throw new InvalidArgumentError(`Region origin ${region.x},${region.y} is not on the ${tileSize}-pixel tile grid`)
     }
     const { firstColumn, lastColumn, firstRow, lastRow } = tileRange(region, tileSize)
-    const rows: TileRowIndex[] = []
-    for (let row = firstRow; row <= lastRow; row++) rows.push(await this.tileRow(level, row, options))
-    const lengths = rows.flatMap((index) => index.lengths.slice(firstColumn, lastColumn + 1))
+    const rows: CID[][] = []
+    const segments: Segment[] = []
+    const count = (blocks: Uint8Array[]) => {
+      if (options.stats) {
+        options.stats.tilesRead += blocks.length
+        for (const block of blocks) options.stats.tileBytesRead += block.length
+      }
+      return blocks
+    }
+    for (let row = firstRow; row <= lastRow; row++) {
+      const index = await this.tileRow(level, row, options)
+      const cids = index.tiles.slice(firstColumn, lastColumn + 1)
+      rows.push(cids)
+      cids.forEach((cid, i) => {
+        segments.push({
+          length: index.lengths[firstColumn + i]!,
+          read: async (signal) => count([await this.store.get(cid, { signal })])[0]!,
+        })
+      })
+    }
     const store = this.store
     async function* payloads(): AsyncGenerator<Uint8Array> {
-      for (const index of rows) {
-        const cids = index.tiles.slice(firstColumn, lastColumn + 1)
-        const blocks = await store.getMany(cids, options)
-        for (const block of blocks) {
-          if (options.stats) {
-            options.stats.tilesRead++
-            options.stats.tileBytesRead += block.length
-          }
-          yield block
-        }
-      }
+      for (const cids of rows) yield* count(await store.getMany(cids, options))
     }
-    return { lengths, payloads: payloads() }
+    return { segments, payloads: payloads() }
   }
 }

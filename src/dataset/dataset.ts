@@ -3,7 +3,7 @@
  * `dataset/NAME`, versions linked by `previous`, commits, removal, history pruning, and
  * name resolution (`NAME/path` -> image CID).
  */
-import { InvalidArgumentError, InvalidCidError, NotFoundError } from '../errors.js'
+import { ConflictError, InvalidArgumentError, InvalidCidError, NotFoundError } from '../errors.js'
 import { type Block, type CID, DAG_CBOR } from '../format/block.js'
 import type { AbortOptions, BlockStore, BlockWriter, Ref, RefsOptions } from '../store/interface.js'
 import { DATASET_FORMAT, decodeVersion, encodeVersion } from './codec.js'
@@ -69,7 +69,8 @@ export async function* history(store: BlockStore, head: CID, options?: AbortOpti
   }
 }
 
-// Updates of one dataset within one process are serialized (other processes cannot open the store).
+// Updates of one dataset within one process are serialized; across processes, each commit
+// compares and swaps the dataset's reference, and a loser looks again (retrying).
 const locks = new WeakMap<object, Map<string, Promise<unknown>>>()
 
 /** Runs `fn` with no other update of dataset `name` in `store` running in this process. */
@@ -131,8 +132,53 @@ export async function stageVersion(
   }
   const root = encodeVersion(version)
   await writer.put(root.cid, root.bytes, options)
-  writer.setRef(datasetRef(name), root.cid)
+  // Compare-and-swap: committed only if the head is still the one these changes apply to.
+  writer.setRef(datasetRef(name), root.cid, current?.cid ?? null)
   return { cid: root.cid, version }
+}
+
+/** Times a writer looks again at a dataset another process moved meanwhile before giving up. */
+const ATTEMPTS = 8
+
+/**
+ * Runs `attempt` until it commits without a conflict: when another process moved the
+ * dataset's head meanwhile (ERR_CONFLICT), it runs again on a fresh view, at most ATTEMPTS times.
+ */
+export async function retryOnConflict<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt()
+    } catch (error) {
+      if (!(error instanceof ConflictError) || i >= ATTEMPTS) throw error
+      // A little randomness: writers that collided should not collide again.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * i))
+    }
+  }
+}
+
+/**
+ * Stages `changes` onto `current` through `writer` and commits; when another writer moved
+ * the head meanwhile, stages them again onto the new head (the transaction stays open).
+ */
+export async function commitVersion(
+  store: BlockStore,
+  writer: BlockWriter,
+  name: string,
+  current: VersionRef | undefined,
+  changes: readonly TreeChange[],
+  options: StageOptions,
+): Promise<VersionRef> {
+  let base = current
+  return retryOnConflict(async () => {
+    try {
+      const staged = await stageVersion(store, writer, name, base, changes, options)
+      await writer.commit(options)
+      return staged
+    } catch (error) {
+      if (error instanceof ConflictError) base = await datasetHead(store, name, options)
+      throw error
+    }
+  })
 }
 
 /** Commits one new version of `name` applying `changes`; returns it (and the head it replaced). */
@@ -142,20 +188,21 @@ export async function commitChanges(
   changes: (current: DatasetHead | undefined) => Promise<readonly TreeChange[]>,
   options: StageOptions,
 ): Promise<{ before: DatasetHead | undefined; after: VersionRef | undefined }> {
-  return withDatasetLock(store, name, async () => {
-    const before = await datasetHead(store, name, options)
-    const list = await changes(before)
-    if (list.length === 0) return { before, after: undefined }
-    const writer = await store.begin(options)
-    try {
-      const after = await stageVersion(store, writer, name, before, list, options)
-      await writer.commit(options)
-      return { before, after }
-    } catch (error) {
-      await writer.abort()
-      throw error
-    }
-  })
+  return withDatasetLock(store, name, () =>
+    retryOnConflict(async () => {
+      const before = await datasetHead(store, name, options)
+      const list = await changes(before)
+      if (list.length === 0) return { before, after: undefined }
+      const writer = await store.begin(options)
+      try {
+        const after = await stageVersion(store, writer, name, before, list, options)
+        await writer.commit(options)
+        return { before, after }
+      } finally {
+        await writer.abort()
+      }
+    }),
+  )
 }
 
 /** Options of removeEntries. */
@@ -207,19 +254,20 @@ export async function removeEntries(
 
 /** Drops dataset `name` (its reference; its blocks become garbage unless reachable otherwise). */
 export async function removeDataset(store: BlockStore, name: string, options?: AbortOptions): Promise<CID> {
-  return withDatasetLock(store, name, async () => {
-    const head = await datasetHead(store, name, options)
-    if (head === undefined) throw new NotFoundError(`No dataset named ${name}`)
-    const writer = await store.begin(options)
-    try {
-      writer.setRef(datasetRef(name), undefined)
-      await writer.commit(options)
-    } catch (error) {
-      await writer.abort()
-      throw error
-    }
-    return head.cid
-  })
+  return withDatasetLock(store, name, () =>
+    retryOnConflict(async () => {
+      const head = await datasetHead(store, name, options)
+      if (head === undefined) throw new NotFoundError(`No dataset named ${name}`)
+      const writer = await store.begin(options)
+      try {
+        writer.setRef(datasetRef(name), undefined, head.cid)
+        await writer.commit(options)
+      } finally {
+        await writer.abort()
+      }
+      return head.cid
+    }),
+  )
 }
 
 /**
@@ -234,33 +282,34 @@ export async function pruneHistory(
   options?: AbortOptions,
 ): Promise<{ head: CID; dropped: number }> {
   if (!Number.isInteger(keep) || keep < 1) throw new InvalidArgumentError(`Expected to keep at least 1 version but received ${keep}`)
-  return withDatasetLock(store, name, async () => {
-    const head = await datasetHead(store, name, options)
-    if (head === undefined) throw new NotFoundError(`No dataset named ${name}`)
-    const kept: DatasetVersion[] = []
-    let dropped = 0
-    for await (const { version } of history(store, head.cid, options)) {
-      if (kept.length < keep) kept.push(version)
-      else dropped++
-    }
-    if (dropped === 0) return { head: head.cid, dropped: 0 }
-    const writer = await store.begin(options)
-    try {
-      let previous: CID | undefined
-      for (const version of kept.reverse()) {
-        const { previous: _, ...rest } = version
-        const block = encodeVersion(previous === undefined ? rest : { ...rest, previous })
-        await writer.put(block.cid, block.bytes, options)
-        previous = block.cid
+  return withDatasetLock(store, name, () =>
+    retryOnConflict(async () => {
+      const head = await datasetHead(store, name, options)
+      if (head === undefined) throw new NotFoundError(`No dataset named ${name}`)
+      const kept: DatasetVersion[] = []
+      let dropped = 0
+      for await (const { version } of history(store, head.cid, options)) {
+        if (kept.length < keep) kept.push(version)
+        else dropped++
       }
-      writer.setRef(datasetRef(name), previous)
-      await writer.commit(options)
-      return { head: previous!, dropped }
-    } catch (error) {
-      await writer.abort()
-      throw error
-    }
-  })
+      if (dropped === 0) return { head: head.cid, dropped: 0 }
+      const writer = await store.begin(options)
+      try {
+        let previous: CID | undefined
+        for (const version of kept.reverse()) {
+          const { previous: _, ...rest } = version
+          const block = encodeVersion(previous === undefined ? rest : { ...rest, previous })
+          await writer.put(block.cid, block.bytes, options)
+          previous = block.cid
+        }
+        writer.setRef(datasetRef(name), previous, head.cid)
+        await writer.commit(options)
+        return { head: previous!, dropped }
+      } finally {
+        await writer.abort()
+      }
+    }),
+  )
 }
 
 /** A dataset (or one of its entries or directories) a specifier names. */

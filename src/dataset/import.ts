@@ -14,11 +14,12 @@ import { readdir, stat } from 'node:fs/promises'
 import { basename, extname, join, resolve } from 'node:path'
 import { InvalidArgumentError, NotFoundError, TesseraError } from '../errors.js'
 import type { CID } from '../format/block.js'
-import { assertTileSize, pyramidSizes } from '../format/grid.js'
+import { pyramidSizes } from '../format/grid.js'
 import { decodeManifest } from '../format/manifest.js'
 import type { ImportOptions } from '../import/importer.js'
+import { datasetImportParameters } from '../import/options.js'
 import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
-import { datasetHead, stageVersion, type VersionRef, withDatasetLock } from './dataset.js'
+import { commitVersion, datasetHead, type VersionRef, withDatasetLock } from './dataset.js'
 import type { DatasetEntry } from './interface.js'
 import { assertDatasetName, assertEntryName, compareNames } from './names.js'
 import { getEntry, iterateEntries, NodeCache, type TreeChange } from './tree.js'
@@ -110,26 +111,9 @@ export async function importDataset(
 ): Promise<DatasetImportResult> {
   assertDatasetName(name)
   if (options.prefix !== undefined) assertEntryName(options.prefix)
-  const jobs = options.jobs ?? 2
-  const checkpointFiles = options.checkpointFiles ?? 500
-  const checkpointSeconds = options.checkpointSeconds ?? 30
-  for (const [label, value, min] of [
-    ['jobs', jobs, 1],
-    ['checkpointFiles', checkpointFiles, 1],
-    ['checkpointSeconds', checkpointSeconds, 0],
-  ] as const) {
-    if (!Number.isInteger(value) || value < min)
-      throw new InvalidArgumentError(`Expected an integer >= ${min} for ${label} but received ${value}`)
-  }
   // Parameters every file shares are checked once, before any file is read.
-  assertTileSize(options.tileSize ?? 256)
-  const zstdLevel = options.zstdLevel ?? 3
-  if (!Number.isInteger(zstdLevel) || zstdLevel < 1 || zstdLevel > 22) {
-    throw new InvalidArgumentError(`Expected a zstd level from 1 to 22 but received ${zstdLevel}`)
-  }
-  const workers = options.workers ?? 0
-  if (!Number.isInteger(workers) || workers < 0 || workers > 64)
-    throw new InvalidArgumentError(`Expected 0 to 64 workers but received ${workers}`)
+  const parameters = datasetImportParameters(options)
+  const { jobs, checkpointFiles, checkpointSeconds, workers } = parameters
   const failures: ImportFailure[] = []
   const fail = (failure: ImportFailure) => {
     failures.push(failure)
@@ -168,12 +152,12 @@ export async function importDataset(
       if (same === undefined) {
         try {
           const manifest = decodeManifest(await store.get(image, options))
-          const tileSize = options.tileSize ?? 256
-          const levels = options.pyramid === true ? pyramidSizes(manifest.width, manifest.height, tileSize).length : 1
+          const { tileSize, codec, pyramid } = parameters
+          const levels = pyramid ? pyramidSizes(manifest.width, manifest.height, tileSize).length : 1
           same =
             manifest.tileSize === tileSize &&
-            manifest.codec.level === (options.zstdLevel ?? 3) &&
-            manifest.codec.predictor === (options.predictor ?? 2) &&
+            manifest.codec.level === codec.level &&
+            manifest.codec.predictor === codec.predictor &&
             manifest.levels.length === levels
         } catch {
           // Not in this store yet (an image of this import, not yet committed), or damaged.
@@ -192,8 +176,7 @@ export async function importDataset(
       const note = final
         ? `import ${counts.total} files: ${counts.imported} imported, ${counts.reused} reused, ${counts.unchanged} unchanged, ${counts.failed} failed`
         : `import in progress: ${counts.done} of ${counts.total} files`
-      current = await stageVersion(store, writer, name, current, changes, { note, checkpoint: !final, signal: options.signal })
-      await writer.commit(options)
+      current = await commitVersion(store, writer, name, current, changes, { note, checkpoint: !final, signal: options.signal })
       changed = true
       if (!final) checkpoints++
       pending.clear()

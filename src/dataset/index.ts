@@ -18,5 +18,6 @@ export {
 } from './dataset.js'
 export { type DatasetImportOptions, type DatasetImportResult, importDataset } from './import.js'
 export type { DatasetEntry, DatasetVersion } from './interface.js'
-export { collectGarbage, type GcResult, storeRoots, verifyAll, verifyRoots } from './maintenance.js'
+export { collectGarbage, type GcResult, storeRoots, unpin, verifyAll, verifyRoots } from './maintenance.js'
+export { isDatasetVersion, listEntries, type Removal, removeSpecifiers, resolveDataset, resolveRoot, verifySpecifier } from './resolve.js'
 export { getEntry, iterateEntries, NodeCache } from './tree.js'

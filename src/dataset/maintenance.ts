@@ -1,5 +1,5 @@
 /**
- * Store-wide maintenance (spec/dataset.md §8, spec/store.md §10): the roots of a store, garbage
+ * Store-wide maintenance (spec/dataset.md §8, spec/store.md §10): the roots of a store, unpinning, garbage
  * collection (mark everything the roots reach, let the store sweep the rest) and verification
  * of everything the roots reach.
  */
@@ -25,6 +25,21 @@ export async function storeRoots(store: BlockStore, options?: AbortOptions): Pro
     for await (const ref of store.refs({ signal: options?.signal })) roots.push({ cid: ref.cid, source: `ref ${ref.name}` })
   }
   return roots
+}
+
+/** Unpins the images `cids` in one transaction; NotFoundError, and nothing unpinned, if one is not pinned. */
+export async function unpin(store: BlockStore, cids: readonly CID[], options?: AbortOptions): Promise<void> {
+  const pinned = new Set<string>()
+  for await (const pin of store.pins(options)) pinned.add(pin.cid.toString())
+  for (const cid of cids) if (!pinned.has(cid.toString())) throw new NotFoundError(`${cid} is not pinned`)
+  const writer = await store.begin(options)
+  try {
+    for (const cid of cids) writer.unpin(cid)
+    await writer.commit(options)
+  } catch (error) {
+    await writer.abort()
+    throw error
+  }
 }
 
 /** What garbage collection did, with the number of roots it kept. */

@@ -3,20 +3,15 @@
  * images (their manifests and index blocks are immutable, so keeping them is always correct).
  */
 import { availableParallelism, tmpdir } from 'node:os'
-import { ImageReader } from '../crop/engine.js'
-import { IntegrityError, InvalidCidError } from '../errors.js'
-import { type CID, DAG_CBOR, parseCid } from '../format/block.js'
-import { decodeManifest } from '../format/manifest.js'
-import type { TesseraImage } from '../image.js'
-import { DEFAULT_MAX_PIXELS } from '../image.js'
-import type { BlockStore } from '../store/interface.js'
+import { type BlockStore, DEFAULT_MAX_PIXELS, imageRootCid, openImage, type TesseraImage } from '../image.js'
 import { WorkQueue } from './queue.js'
 
 /** Server limits (spec/http.md, Limits). */
 export interface HttpLimits {
   /**
    * Decode/encode jobs that run at once (crops, IIIF images, decoded tiles); default: two per
-   * core, since tiles decode on worker threads while the main thread encodes and sends.
+   * core. Tiles decode on the main thread; deflate and sharp's encoders run on libuv's threads,
+   * and a job also waits on store reads and on the client, so a little more than one per core.
    */
   readonly concurrency: number
   /** Jobs that may wait for a slot; beyond, 503 ERR_BUSY. Default 256. */
@@ -95,11 +90,12 @@ export class HttpContext {
   }
 
   /**
-   * Opens the image whose root is `text`: InvalidCidError for a string that is not a CID or
-   * names a block that is not an image root, NotFoundError when the root is not stored.
+   * Opens the image whose root is `text` (the facade's openImage, cached): InvalidCidError for a
+   * string that is not a CID or names a block that is not an image root, NotFoundError when
+   * the root is not stored.
    */
   openImage(text: string): Promise<TesseraImage> {
-    const cid = parseImageCid(text)
+    const cid = imageRootCid(text)
     const key = cid.toString()
     const cached = this.#images.get(key)
     if (cached !== undefined) {
@@ -108,32 +104,11 @@ export class HttpContext {
       return cached
     }
     // Not under the request's signal: other requests may be waiting for the same opening.
-    const opening = this.#open(cid)
+    const opening = openImage(this.store, cid)
     this.#images.set(key, opening)
     // Failures are not cached: a missing image may be uploaded a moment later.
     opening.catch(() => this.#images.delete(key))
     if (this.#images.size > IMAGE_CACHE) this.#images.delete(this.#images.keys().next().value!)
     return opening
   }
-
-  async #open(cid: CID): Promise<TesseraImage> {
-    // A block that fails verification is the store's fault (500); a verified block that is
-    // not a manifest is the client's (the CID names something else).
-    const bytes = await this.store.get(cid)
-    let manifest: ReturnType<typeof decodeManifest>
-    try {
-      manifest = decodeManifest(bytes)
-    } catch (error) {
-      if (!(error instanceof IntegrityError)) throw error
-      throw new InvalidCidError(`${cid} is not the root of an image this server reads (${error.message})`, { cause: error })
-    }
-    return { cid, manifest, reader: new ImageReader(this.store, manifest) }
-  }
-}
-
-/** Parses a CID that must name an image root (CIDv1 dag-cbor). */
-export function parseImageCid(text: string): CID {
-  const cid = parseCid(text)
-  if (cid.code !== DAG_CBOR) throw new InvalidCidError(`${cid} is not an image root (expected a dag-cbor CID)`)
-  return cid
 }

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Segment } from '../image.js'
 import { rangeNotSatisfiable } from './errors.js'
 import type { WorkQueue } from './queue.js'
 
@@ -16,13 +17,7 @@ import type { WorkQueue } from './queue.js'
  */
 export const RESPONSE_VERSION = 1
 
-/** A piece of a body whose length is known before its bytes are read. */
-export interface Segment {
-  readonly length: number
-  read(signal: AbortSignal): Uint8Array | Promise<Uint8Array>
-}
-
-/** A response body: bytes in memory, a list of sized segments, or a stream. */
+/** A response body: bytes in memory, a list of sized segments (each read when reached), or a stream. */
 export type Body =
   | { readonly kind: 'bytes'; readonly bytes: Uint8Array }
   | { readonly kind: 'segments'; readonly length: number; readonly segments: readonly Segment[] }

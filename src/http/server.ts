@@ -29,6 +29,7 @@ const EXPOSED_HEADERS = [
   'X-Ipfs-Path',
   'X-Ipfs-Roots',
   'X-Tessera-Bits-Per-Sample',
+  'X-Tessera-Byte-Order',
   'X-Tessera-Channels',
   'X-Tessera-Codec',
   'X-Tessera-Color-Model',

@@ -9,7 +9,7 @@ import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { InvalidArgumentError, InvalidCidError, LimitError } from '../errors.js'
 import { type Block, DAG_CBOR, MAX_BLOCK_BYTES, RAW, rawBlock, SHA2_256 } from '../format/block.js'
-import { assertTileSize, pyramidSizes } from '../format/grid.js'
+import { pyramidSizes } from '../format/grid.js'
 import type { Band, PixelFormat, TileCodec } from '../format/interface.js'
 import {
   encodeManifest,
@@ -26,7 +26,7 @@ import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.j
 import type { WorkerPool } from '../threads.js'
 import type { CompressJob, CompressResult } from './compress.js'
 import { openDecoder } from './decoders/index.js'
-import { DEFAULT_MAX_PIXELS } from './limits.js'
+import { importParameters } from './options.js'
 import { compressPool } from './pool.js'
 
 /** Options of one import. */
@@ -64,14 +64,7 @@ export interface ImportResult {
 
 /** Imports the image file at `path` into `store`, returning its CID. */
 export async function importImage(store: BlockStore, path: string, options: ImportOptions = {}): Promise<ImportResult> {
-  const tileSize = options.tileSize ?? 256
-  assertTileSize(tileSize)
-  const codec: TileCodec = { name: 'zstd', level: options.zstdLevel ?? 3, predictor: options.predictor ?? 2 }
-  if (!Number.isInteger(codec.level) || codec.level < 1 || codec.level > 22) {
-    throw new InvalidArgumentError(`Expected a zstd level from 1 to 22 but received ${codec.level}`)
-  }
-  if (codec.predictor !== 1 && codec.predictor !== 2)
-    throw new InvalidArgumentError(`Expected predictor 1 or 2 but received ${String(codec.predictor)}`)
+  const { tileSize, codec, maxPixels } = importParameters(options)
   for (const [name, link] of [
     ['derivedFrom', options.derivedFrom],
     ['canonicalVersion', options.canonicalVersion],
@@ -79,11 +72,8 @@ export async function importImage(store: BlockStore, path: string, options: Impo
     if (link !== undefined && (link.version !== 1 || link.code !== DAG_CBOR))
       throw new InvalidCidError(`${name} must be the CIDv1 of an image root`)
   }
-  if (options.workers !== undefined && (!Number.isInteger(options.workers) || options.workers < 0 || options.workers > 64)) {
-    throw new InvalidArgumentError(`Expected 0 to 64 workers but received ${options.workers}`)
-  }
   const decoder = await openDecoder(path, {
-    maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
+    maxPixels,
     tmpDir: options.tmpDir ?? tmpdir(),
     signal: options.signal,
   })

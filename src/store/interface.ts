@@ -97,10 +97,10 @@ export interface BlockStore {
   /** References, in name order (UTF-8 bytewise). */
   refs?(options?: RefsOptions): AsyncIterable<Ref>
   /**
-   * Garbage collection's store half (spec/store.md §10). Runs `mark` with no transaction open
-   * and none able to begin until the collection ends (`begin` waits), then deletes every block
-   * `mark`'s result does not keep, drops data that no index entry names (orphan packs), and
-   * gives the space back. Fails with ERR_STORE_LOCKED if a transaction is open.
+   * Garbage collection's store half (spec/store.md §10). Runs beside readers and writers of
+   * any process: `mark` decides what stays (from the roots it reads); blocks it does not keep
+   * stop being visible, and their space is given back once no transaction that began before
+   * can need them. ERR_STORE_LOCKED if another collection is running.
    */
   collect?(mark: (options: AbortOptions) => Promise<KeepBlock>, options?: CollectOptions): Promise<CollectResult>
   /** Bytes the store occupies for block data. */
@@ -117,9 +117,17 @@ export interface BlockWriter {
   pin(cid: CID, label: string): void
   /** Removes a pin on commit (nothing if `cid` is not pinned). */
   unpin(cid: CID): void
-  /** Points reference `name` (1 to 1024 UTF-8 bytes) at `cid` on commit; `undefined` deletes it. */
-  setRef(name: string, cid: CID | undefined): void
-  /** Makes every block, pin and reference change durable and visible at once. */
+  /**
+   * Points reference `name` (1 to 1024 UTF-8 bytes) at `cid` on commit; `undefined` deletes it.
+   * With `expected`, a compare-and-swap: the commit fails with ERR_CONFLICT (the transaction
+   * stays open) unless the reference then points at `expected` (`null`: does not exist).
+   */
+  setRef(name: string, cid: CID | undefined, expected?: CID | null): void
+  /**
+   * Makes every block, pin and reference change durable and visible at once. ERR_CONFLICT (a
+   * reference's expectation failed; the transaction stays open for another try) or any other
+   * error (the transaction is aborted).
+   */
   commit(options?: AbortOptions): Promise<void>
   /** Discards everything written; the store is left as it was. */
   abort(): Promise<void>

@@ -16,13 +16,12 @@ import { importDataset } from '../../src/dataset/import.js'
 import { verifyAll } from '../../src/dataset/maintenance.js'
 import { iterateEntries, NodeCache } from '../../src/dataset/tree.js'
 import type { CID } from '../../src/format/block.js'
-import { cropImage, importImage, openImage } from '../../src/image.js'
+import { cropImage, importImage, openImage, openStore } from '../../src/image.js'
 import type { BlockStore } from '../../src/store/interface.js'
-import { openPackStore, type PackStore } from '../../src/store/pack-store.js'
 
 const testdata = new URL('../../testdata/', import.meta.url).pathname
 let dir: string
-let source: PackStore
+let source: BlockStore
 let datasetCar: Uint8Array
 let imageCar: Uint8Array
 let image: CID
@@ -54,11 +53,12 @@ async function crops(store: BlockStore, name: string): Promise<Map<string, Buffe
   return out
 }
 
-async function snapshot(store: PackStore): Promise<string[]> {
-  const packs = await readdir(join(store.dir, 'packs'))
-  const lines = await Promise.all(packs.sort().map(async (p) => `${p}:${(await stat(join(store.dir, 'packs', p))).size}`))
+/** Every file of the store in `dir` with its size, its pins and its references. */
+async function snapshot(store: BlockStore, dir: string): Promise<string[]> {
+  const files = (await readdir(dir, { recursive: true })).sort()
+  const lines = await Promise.all(files.map(async (f) => `${f}:${(await stat(join(dir, f))).size}`))
   for await (const pin of store.pins()) lines.push(`pin ${pin.cid} ${pin.label}`)
-  for await (const ref of store.refs()) lines.push(`ref ${ref.name} ${ref.cid}`)
+  for await (const ref of store.refs!()) lines.push(`ref ${ref.name} ${ref.cid}`)
   return lines
 }
 
@@ -68,7 +68,7 @@ beforeAll(async () => {
   await mkdir(join(src, 'more'), { recursive: true })
   for (const name of ['rgb8-icc.png', 'rgb16.png', 'gray8.pgm']) await copyFile(join(testdata, name), join(src, name))
   await copyFile(join(testdata, 'rgba8.png'), join(src, 'more', 'rgba8.png'))
-  source = await openPackStore(join(dir, 'source'))
+  source = await openStore(join(dir, 'source'))
   await importDataset(source, 'fixtures', [src], { tileSize: 32, pyramid: true })
   await removeEntries(source, 'fixtures', ['gray8.pgm'])
   datasetCar = await collect(exportCar(source, (await datasetHead(source, 'fixtures'))!.cid))
@@ -82,7 +82,7 @@ afterAll(async () => {
 
 describe('CAR export and import', () => {
   it('moves a dataset with its history to an empty store: same head, same versions, identical crops', async () => {
-    const target = await openPackStore(join(dir, 'target-dataset'))
+    const target = await openStore(join(dir, 'target-dataset'))
     try {
       const result = await importCar(target, chunked(datasetCar))
       const head = (await datasetHead(source, 'fixtures'))!
@@ -112,7 +112,7 @@ describe('CAR export and import', () => {
   })
 
   it('moves a single image, pinned under its source name, with identical pixels', async () => {
-    const target = await openPackStore(join(dir, 'target-image'))
+    const target = await openStore(join(dir, 'target-image'))
     try {
       const result = await importCar(target, chunked(imageCar))
       expect(result.roots).toEqual([{ cid: image, kind: 'image', name: 'rgb8.png' }])
@@ -144,9 +144,11 @@ describe('CAR export and import', () => {
   })
 
   describe('rejects the whole file, the store unchanged', () => {
-    let target: PackStore
+    let target: BlockStore
+    let targetDir: string
     beforeAll(async () => {
-      target = await openPackStore(join(dir, 'target-reject'))
+      targetDir = join(dir, 'target-reject')
+      target = await openStore(targetDir)
       await importCar(target, chunked(imageCar))
     })
     afterAll(async () => {
@@ -185,9 +187,9 @@ describe('CAR export and import', () => {
     ]
     for (const [what, make, code] of cases) {
       it(what, async () => {
-        const before = await snapshot(target)
+        const before = await snapshot(target, targetDir)
         await expect(importCar(target, chunked(await make()))).rejects.toMatchObject({ code })
-        expect(await snapshot(target)).toEqual(before)
+        expect(await snapshot(target, targetDir)).toEqual(before)
         expect(await datasetHead(target, 'fixtures')).toBeUndefined()
       })
     }

@@ -17,9 +17,8 @@ import { importCar } from '../../src/car/import.js'
 import { datasetHead, removeEntries } from '../../src/dataset/dataset.js'
 import { importDataset } from '../../src/dataset/import.js'
 import { iterateEntries, NodeCache } from '../../src/dataset/tree.js'
-import { cropImage, openImage } from '../../src/image.js'
+import { cropImage, importImage, openImage, openStore } from '../../src/image.js'
 import type { BlockStore } from '../../src/store/interface.js'
-import { openPackStore } from '../../src/store/pack-store.js'
 
 const here = new URL('./ipfs/', import.meta.url).pathname
 const jsipfs = join(here, 'node_modules/ipfs/src/cli.js')
@@ -74,9 +73,10 @@ describe.runIf(installed)('IPFS interop (js-ipfs)', () => {
     const src = join(dir, 'src')
     await mkdir(src)
     for (const name of ['rgb8-icc.png', 'rgb16.png', 'gray8.pgm']) await copyFile(join(testdata, name), join(src, name))
-    const store = await openPackStore(join(dir, 'store'))
+    const store = await openStore(join(dir, 'store'))
     let datasetRoot: string
     let imageRoot: string
+    let derivedRoot: string
     try {
       await importDataset(store, 'fixtures', [src], { tileSize: 32, pyramid: true })
       await removeEntries(store, 'fixtures', ['gray8.pgm'])
@@ -86,21 +86,26 @@ describe.runIf(installed)('IPFS interop (js-ipfs)', () => {
       const image = (await iterateEntries(new NodeCache(store), head.version.entries).next()).value!.image
       imageRoot = image.toString()
       await writeFile(join(dir, 'image.car'), await collect(exportCar(store, image)))
+      // An image whose provenance (a weak link, spec/dataset.md §8) is stored: its CAR holds it.
+      const derived = await importImage(store, join(testdata, 'rgb16.png'), { tileSize: 64, workers: 0, derivedFrom: image })
+      derivedRoot = derived.cid.toString()
+      await writeFile(join(dir, 'derived.car'), await collect(exportCar(store, derived.cid)))
     } finally {
       await store.close()
     }
 
     await ipfs('init', '--profile', 'test')
-    const imported = (await ipfs('dag', 'import', join(dir, 'dataset.car'), join(dir, 'image.car'))).toString()
+    const imported = (await ipfs('dag', 'import', ...['dataset', 'image', 'derived'].map((n) => join(dir, `${n}.car`)))).toString()
     // One "pinned root ... success" line per root: the pin walked each whole DAG.
-    expect(imported.match(/pinned root\t\S+\tsuccess/g)).toHaveLength(2)
+    expect(imported.match(/pinned root\t\S+\tsuccess/g)).toHaveLength(3)
     const datasetBack = await ipfs('dag', 'export', datasetRoot)
     expect(Buffer.compare(datasetBack, await readFile(join(dir, 'dataset.car')))).toBe(0)
     const imageBack = await ipfs('dag', 'export', imageRoot)
     expect(Buffer.compare(imageBack, await readFile(join(dir, 'image.car')))).toBe(0)
+    expect(Buffer.compare(await ipfs('dag', 'export', derivedRoot), await readFile(join(dir, 'derived.car')))).toBe(0)
 
-    const source = await openPackStore(join(dir, 'store'))
-    const target = await openPackStore(join(dir, 'target'))
+    const source = await openStore(join(dir, 'store'))
+    const target = await openStore(join(dir, 'target'))
     try {
       await importCar(
         target,

@@ -128,6 +128,10 @@ describe('dataset commands', () => {
     ['removing a missing entry', ['rm', 'shots/nope.pam'], 'ERR_NOT_FOUND', 1],
     ['unpinning an image that is not pinned', ['rm', 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'], 'ERR_NOT_FOUND', 1],
     ['a missing CAR file', ['car', 'import', 'nope.car'], 'ERR_NOT_FOUND', 1],
+    ['a checkpoint every 0 files', ['import', 'shots', '--dataset', 'shots', '--checkpoint-files', '0'], 'ERR_INVALID_ARGUMENT', 1],
+    ['a zstd level past 22 with --dataset', ['import', 'shots', '--dataset', 'shots', '--zstd-level', '23'], 'ERR_INVALID_ARGUMENT', 1],
+    ['a whole dataset where an entry is needed', ['car', 'export', 'shots/day2', '-o', 'x.car'], 'ERR_NOT_FOUND', 1],
+    ['a path where a whole dataset is needed', ['log', 'shots/a.pam'], 'ERR_INVALID_ARGUMENT', 1],
   ]
   for (const [what, argv, expected, code] of failures) {
     it(`fails on ${what} with exit ${code} and the store unchanged`, async () => {
@@ -167,6 +171,28 @@ describe('dataset commands', () => {
     expect((await readFile(join(dir, 'a.car'))).length).toBeGreaterThan(100)
   })
 
+  it('picks the root and the verifier by what a specifier names; unpins an image by CID', async () => {
+    const image = JSON.parse((await run(store(), 'ls', 'shots/a.pam', '--json')).stdout.toString())[0].image
+    const roots: Array<[string, string]> = [
+      ['shots', head],
+      [head, head],
+      [`${head}/a.pam`, image],
+      ['shots/a.pam', image],
+      [image, image],
+    ]
+    for (const [spec, root] of roots) {
+      const car = await run(store(), 'car', 'export', spec, '-o', '-')
+      expect(car.stderr, spec).toMatch(new RegExp(`^${root}: \\d+ blocks`))
+    }
+    // A version CID is verified as a dataset (with its history), an entry's image as an image.
+    expect((await run(store(), 'verify', head)).stdout.toString()).toBe((await run(store(), 'verify', 'shots')).stdout.toString())
+    expect((await run(store(), 'verify', `${head}/a.pam`)).stdout.toString()).toMatch(/^ok: 7 blocks/)
+    await writeTiled(join(dir, 'lone.pam'), tiledImage(16, [[21]]))
+    const lone = (await run(store(), 'import', 'lone.pam', '--tile-size', '16')).stdout.toString().trim()
+    expect((await run(store(), 'rm', lone)).stdout.toString()).toBe(`unpinned ${lone}\n`)
+    expect((await run(store(), 'ls')).stdout.toString()).not.toContain(lone)
+  })
+
   it('removes entries and datasets, prunes history, and gc reclaims the space', async () => {
     // The garbage the tests before left (the dataset `mixed`).
     expect((await run(store(), 'gc')).code).toBe(0)
@@ -200,7 +226,7 @@ describe('dataset commands', () => {
 // The built CLI as separate processes.
 const built = join(root, 'dist/bundle/main.js')
 // The sources of what these tests exercise (others' edits elsewhere need no rebuild for them).
-const sources = ['src/dataset', 'src/store', 'src/car', 'src/cli/dataset.ts']
+const sources = ['src/dataset', 'src/store', 'src/car', 'src/cli']
 function stale(): boolean {
   if (!existsSync(built)) return true
   const builtAt = statSync(built).mtimeMs

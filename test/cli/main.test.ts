@@ -114,6 +114,10 @@ describe('tessera CLI', () => {
     ['a bad CID', ['crop', 'bafy-nope', '--region', '0,0,1,1', '-o', 'x.tiff'], 'ERR_INVALID_CID', 1],
     ['an unknown image', ['info', 'bafyreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku'], 'ERR_NOT_FOUND', 1],
     ['a missing input file', ['import', 'nope.png'], 'ERR_NOT_FOUND', 1],
+    ['a tile size not a multiple of 16', ['import', 'source.pam', '--tile-size', '17'], 'ERR_INVALID_ARGUMENT', 1],
+    ['a zstd level past 22', ['import', 'source.pam', '--zstd-level', '23'], 'ERR_INVALID_ARGUMENT', 1],
+    ['too many workers', ['import', 'source.pam', '--workers', '65'], 'ERR_INVALID_ARGUMENT', 1],
+    ['an unknown predictor', ['import', 'source.pam', '--predictor', '3'], 'argument', 2],
     ['an unknown format', ['crop', 'CID', '--region', '0,0,1,1', '--format', 'gif', '-o', 'x'], 'argument', 2],
     ['a missing option', ['crop', 'CID', '-o', 'x.tiff'], 'required option', 2],
   ]

@@ -1,13 +1,21 @@
 /**
  * The trustless gateway subset: raw blocks and CARs read back with @ipld/car (an independent
  * reader), every block re-hashed, the DAG complete and in depth-first order without
- * duplicates; format negotiation and its errors; the identity-CID probe.
+ * duplicates, and byte-identical to `tessera car export`; format negotiation and its errors;
+ * the identity-CID probe.
  */
 import { createHash } from 'node:crypto'
+import { copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { CarBufferReader } from '@ipld/car/buffer-reader'
 import { CID } from 'multiformats/cid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { imageInfo, openImage } from '../../src/image.js'
+import { datasetHead, removeEntries } from '../../src/dataset/dataset.js'
+import { importDataset } from '../../src/dataset/import.js'
+import { createServer } from '../../src/http/server.js'
+import { imageInfo, importImage, openImage, openStore } from '../../src/image.js'
+import { runCli } from '../helpers/cli.js'
 import { makeImage } from '../helpers/oracle.js'
 import { bytesOf, type Fixture, fixture, importTestImage } from './helpers.js'
 
@@ -127,6 +135,59 @@ describe('CAR streams', () => {
     const car = CarBufferReader.fromBytes(bytesOf(await get('/ipfs/bafkqaaa?format=car')))
     expect(car.getRoots().map(String)).toEqual(['bafkqaaa'])
     expect(car.blocks()).toEqual([])
+  })
+})
+
+describe('one CAR writer', () => {
+  it('gives `tessera car export` and /ipfs/{cid}?format=car the same bytes: dataset, pyramid + ICC, provenance', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tessera-ipfs-car-'))
+    const testdata = new URL('../../testdata/', import.meta.url).pathname
+    const storeDir = join(dir, 'store')
+    await mkdir(join(dir, 'src'))
+    for (const name of ['rgb8-icc.png', 'rgb16.png', 'gray8.pgm']) await copyFile(join(testdata, name), join(dir, 'src', name))
+    // A dag-cbor CID of no stored block: a weak link to it is skipped (spec/dataset.md §8).
+    const absent = CID.parse('bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy')
+    let store = await openStore(storeDir)
+    const roots: Record<string, CID> = {}
+    try {
+      await importDataset(store, 'fixtures', [join(dir, 'src')], { tileSize: 32, pyramid: true })
+      await removeEntries(store, 'fixtures', ['gray8.pgm'])
+      roots.fixtures = (await datasetHead(store, 'fixtures'))!.cid
+      roots.icc = (await importImage(store, join(testdata, 'rgb8-icc.png'), { tileSize: 64, pyramid: true, workers: 0 })).cid
+      const derived = { derivedFrom: roots.icc, canonicalVersion: absent, workers: 0 }
+      roots.derived = (await importImage(store, join(testdata, 'rgb16.png'), { tileSize: 64, ...derived })).cid
+    } finally {
+      await store.close()
+    }
+    const cars: Record<string, Buffer> = {}
+    for (const [name, root] of Object.entries(roots)) {
+      const run = await runCli(storeDir, dir, ['car', 'export', name === 'fixtures' ? name : root.toString(), '-o', '-'])
+      expect(run.code, run.stderr).toBe(0)
+      cars[name] = run.stdout
+    }
+    store = await openStore(storeDir)
+    const app = await createServer({ store, tmpDir: dir, importWorkers: 0 })
+    try {
+      for (const [name, root] of Object.entries(roots)) {
+        const response = await app.inject({ url: `/ipfs/${root}?format=car` })
+        expect(response.statusCode, name).toBe(200)
+        expect(Buffer.compare(response.rawPayload, cars[name]!), name).toBe(0)
+        const range = await app.inject({ url: `/ipfs/${root}?format=car`, headers: { range: 'bytes=100-9999' } })
+        expect(Buffer.compare(range.rawPayload, cars[name]!.subarray(100, 10000)), name).toBe(0)
+      }
+      // The stored provenance image follows the derived image's own blocks, whole; the absent one is skipped.
+      const blocks = (car: Buffer) =>
+        CarBufferReader.fromBytes(car)
+          .blocks()
+          .map((b) => b.cid.toString())
+      const derived = blocks(cars.derived!)
+      expect(derived.slice(-blocks(cars.icc!).length)).toEqual(blocks(cars.icc!))
+      expect(derived).not.toContain(absent.toString())
+    } finally {
+      await app.close()
+      await store.close()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
 

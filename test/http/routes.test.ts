@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { IntegrityError } from '../../src/errors.js'
 import { createServer } from '../../src/http/server.js'
-import { cropImage, importImage, openImage } from '../../src/image.js'
+import { cropImage, importImage, OUTPUT_FORMAT_NAMES, OUTPUT_FORMATS, openImage } from '../../src/image.js'
 import { makeImage, naiveCrop, writePam } from '../helpers/oracle.js'
 import { bytesOf, decode, type Fixture, fixture, importTestImage } from './helpers.js'
 
@@ -140,6 +140,8 @@ describe('crops and exports', () => {
     ['pam', {}],
     ['ppm', {}],
     ['raw', {}],
+    ['jpg', {}],
+    ['webp', {}],
   ] as const)('%s %o is byte for byte what the library writes', async (format, options) => {
     const query = new URLSearchParams({ region: regionText, format, ...options })
     const response = await get(`/images/${cid}/crop?${query}`)
@@ -147,7 +149,55 @@ describe('crops and exports', () => {
     const expected = await libraryBytes(cid, region, { format, ...options })
     expect(Buffer.from(bytesOf(response)).equals(expected)).toBe(true)
     expect(response.headers['x-tessera-region']).toBe(regionText)
+    expect(response.headers['content-type']).toBe(OUTPUT_FORMATS[format].mediaType)
+    expect(response.headers['content-disposition']).toMatch(new RegExp(`\\.${OUTPUT_FORMATS[format].extensions[0]}"$`))
     if (response.headers['content-length'] !== undefined) expect(Number(response.headers['content-length'])).toBe(expected.length)
+  })
+
+  it.each(
+    OUTPUT_FORMAT_NAMES.filter((format) => format !== 'ppm'),
+  )('%s of a gray 16-bit image, tile-aligned, is byte for byte what the library writes, ranges included', async (format) => {
+    const aligned = { x: 32, y: 32, width: 60, height: 50 }
+    const url = `/images/${grayCid}/crop?region=32,32,60,50&format=${format}`
+    const response = await get(url)
+    const expected = await libraryBytes(grayCid, aligned, { format })
+    expect(Buffer.from(bytesOf(response)).equals(expected)).toBe(true)
+    if (response.headers['accept-ranges'] !== 'bytes') return
+    const ranged = await get(url, { range: 'bytes=5-200' })
+    expect(ranged.statusCode).toBe(206)
+    expect(Buffer.from(bytesOf(ranged)).equals(expected.subarray(5, 201))).toBe(true)
+  })
+
+  it('reads only the payloads a range of a copied TIFF covers', async () => {
+    const url = `/images/${cid}/crop?region=64,64,200,100&format=tiff`
+    const expected = await libraryBytes(cid, { x: 64, y: 64, width: 200, height: 100 }, { format: 'tiff' })
+    await get(url) // the image and its index blocks are then open
+    fx.store.reset()
+    const tail = await get(url, { range: 'bytes=-10' })
+    expect(tail.statusCode).toBe(206)
+    expect(Buffer.from(bytesOf(tail)).equals(expected.subarray(expected.length - 10))).toBe(true)
+    // Only the last tile's payload (raw blocks are bafkrei...), not the 7 before it.
+    expect(fx.store.reads.filter((r) => r.startsWith('bafkrei'))).toHaveLength(1)
+    fx.store.reset()
+    const head = await get(url, { range: 'bytes=0-99' })
+    expect(Buffer.from(bytesOf(head)).equals(expected.subarray(0, 100))).toBe(true)
+    expect(fx.store.reads.filter((r) => r.startsWith('bafkrei'))).toEqual([])
+  })
+
+  it('streams jpg and webp without a length, so without ranges (spec/http.md §3)', async () => {
+    const response = await get(`/images/${cid}/crop?region=${regionText}&format=webp`, { range: 'bytes=0-9' })
+    expect(response.statusCode).toBe(200)
+    expect(response.headers['accept-ranges']).toBe('none')
+  })
+
+  it('exposes every X-Tessera header to cross-origin readers', async () => {
+    for (const url of [`/images/${cid}/tiles/0/1/1`, `/images/${cid}/crop?region=${regionText}&format=raw`]) {
+      const response = await get(url)
+      const exposed = String(response.headers['access-control-expose-headers']).toLowerCase().split(', ')
+      const tessera = Object.keys(response.headers).filter((name) => name.startsWith('x-tessera-'))
+      expect(tessera.length).toBeGreaterThan(5)
+      expect(tessera.filter((name) => !exposed.includes(name))).toEqual([])
+    }
   })
 
   it('streams a tile-aligned zstd TIFF from the stored payloads, with a known length', async () => {

@@ -157,7 +157,7 @@ describe('tessera serve', () => {
     expect(records.some((r) => r.res?.statusCode === 200)).toBe(true)
     expect(records.at(-1).msg).toBe('stopped')
     // The store was closed: it opens again at once.
-    const reopened = await openStore(store, { lockTimeout: 0 })
+    const reopened = await openStore(store)
     await reopened.close()
   })
 
@@ -191,7 +191,7 @@ describe('tessera serve', () => {
       child.kill('SIGTERM')
       expect(await exited).toBe(0)
       // Same CID as a direct import of the same file under the same name.
-      const reopened = await openStore(store, { lockTimeout: 0 })
+      const reopened = await openStore(store)
       try {
         const { cid: direct } = await importImage(reopened, source, { workers: 0 })
         expect(direct.toString()).toBe(cid)

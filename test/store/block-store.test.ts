@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { rawBlock } from '../../src/format/block.js'
 import type { BlockStore } from '../../src/store/interface.js'
 import { MemoryBlockStore } from '../../src/store/memory.js'
-import { openPackStore } from '../../src/store/pack-store.js'
+import { openStoreAt as openPackStore } from '../../src/store/open.js'
 
 const a = rawBlock(new TextEncoder().encode('tile a'))
 const b = rawBlock(new TextEncoder().encode('tile b, a little longer'))
@@ -160,34 +160,39 @@ function blockStoreSuite(name: string, setup: () => Promise<BlockStore>, teardow
       expect(await store.get(b.cid)).toEqual(b.bytes)
     })
 
-    it('refuses to collect while a transaction is open; a transaction begun during a collection waits for it', async () => {
+    it('collects beside an open transaction: a block it reused from a dropped pack is copied when it commits', async () => {
+      const first = await store.begin()
+      await first.put(a.cid, a.bytes)
+      await first.put(b.cid, b.bytes)
+      await first.commit()
+      // A transaction reuses a (dedup: not written again), then a collection drops a and b.
       const open = await store.begin()
-      await open.put(a.cid, a.bytes)
-      await expect(store.collect!(async () => () => false)).rejects.toMatchObject({ code: 'ERR_STORE_LOCKED' })
+      expect(await open.put(a.cid, a.bytes)).toBe(false)
+      await store.collect!(async () => () => false)
+      expect(await store.has(a.cid)).toBe(false)
+      // The transaction commits a reference to a: a is copied from the dropped pack, not lost.
+      open.setRef('keep', a.cid)
       await open.commit()
-      let release!: () => void
-      const marking = new Promise<void>((resolve) => {
-        release = resolve
-      })
-      const events: string[] = []
-      const collecting = store.collect!(async () => {
-        await marking
-        events.push('marked')
-        return () => false
-      })
-      const beginning = store.begin().then((writer) => {
-        events.push('begun')
-        return writer
-      })
-      await new Promise((resolve) => setImmediate(resolve))
-      expect(events).toEqual([])
-      release()
-      await collecting
-      const writer = await beginning
-      expect(events).toEqual(['marked', 'begun'])
-      // The block the collection deleted is written again by the transaction that waited.
-      expect(await writer.put(a.cid, a.bytes)).toBe(true)
-      await writer.commit()
+      expect(await store.get(a.cid)).toEqual(a.bytes)
+      expect(await store.has(b.cid)).toBe(false)
+      // A second collection keeps a (referenced) and gives b's space back.
+      const keepA = async () => (mh: Uint8Array) => Buffer.from(mh).equals(a.cid.multihash.bytes)
+      await store.collect!(keepA)
+      expect(await store.get(a.cid)).toEqual(a.bytes)
+    })
+
+    it('compares and swaps references: a stale expectation fails with ERR_CONFLICT and leaves the transaction open', async () => {
+      const one = await store.begin()
+      const two = await store.begin()
+      one.setRef('dataset/r', a.cid, null)
+      two.setRef('dataset/r', b.cid, null)
+      await one.commit()
+      await expect(two.commit()).rejects.toMatchObject({ code: 'ERR_CONFLICT' })
+      expect((await store.ref!('dataset/r'))?.toString()).toBe(a.cid.toString())
+      // Looked again, the loser retries against what it now sees.
+      two.setRef('dataset/r', b.cid, a.cid)
+      await two.commit()
+      expect((await store.ref!('dataset/r'))?.toString()).toBe(b.cid.toString())
     })
   })
 }
@@ -230,7 +235,7 @@ describe('pack store on disk', () => {
     const empty = await store.begin()
     await empty.put(a.cid, a.bytes)
     await empty.commit()
-    expect(await readdir(join(dir, 'packs'))).toHaveLength(1)
+    expect((await readdir(join(dir, 'packs'))).filter((name) => name.endsWith('.pack'))).toHaveLength(1)
     await store.close()
     store = await openPackStore(dir)
     expect(await store.get(a.cid)).toEqual(a.bytes)
@@ -242,7 +247,7 @@ describe('pack store on disk', () => {
     const writer = await store.begin()
     await writer.put(b.cid, b.bytes)
     await writer.commit()
-    const [pack] = await readdir(join(dir, 'packs'))
+    const [pack] = (await readdir(join(dir, 'packs'))).filter((name) => name.endsWith('.pack'))
     const path = join(dir, 'packs', pack!)
     const bytes = await readFile(path)
     bytes[bytes.length - 1]! ^= 1
@@ -257,7 +262,7 @@ describe('pack store on disk', () => {
     await writer.put(a.cid, a.bytes)
     await writer.commit()
     await store.close()
-    const [pack] = await readdir(join(dir, 'packs'))
+    const [pack] = (await readdir(join(dir, 'packs'))).filter((name) => name.endsWith('.pack'))
     const bytes = new Uint8Array(await readFile(join(dir, 'packs', pack!)))
     const cidLength = a.cid.bytes.length
     expect(bytes[0]).toBe(cidLength + a.bytes.length)
@@ -265,10 +270,19 @@ describe('pack store on disk', () => {
     expect(bytes.subarray(1 + cidLength)).toEqual(a.bytes)
   })
 
-  it('reports ERR_STORE_LOCKED while another handle holds the store', async () => {
-    const store = await openPackStore(dir)
-    await expect(openPackStore(dir, { lockTimeout: 100 })).rejects.toMatchObject({ code: 'ERR_STORE_LOCKED' })
-    await store.close()
+  it("lets any number of handles open one store; each sees the others' commits", async () => {
+    const one = await openPackStore(dir)
+    const two = await openPackStore(dir, { refreshMs: 0 })
+    const writer = await one.begin()
+    await writer.put(b.cid, b.bytes)
+    writer.pin(b.cid, 'b')
+    await writer.commit()
+    expect(await two.get(b.cid)).toEqual(b.bytes)
+    const pins = []
+    for await (const pin of two.pins()) pins.push(pin.label)
+    expect(pins).toEqual(['b'])
+    await one.close()
+    await two.close()
   })
 
   it('refuses to open a missing store when asked not to create one', async () => {

@@ -17,8 +17,9 @@ import { decodeManifest, decodeTileRow } from '../../src/format/manifest.js'
 import { cropImage, importImage, openImage } from '../../src/image.js'
 import type { BlockStore } from '../../src/store/interface.js'
 import { MemoryBlockStore } from '../../src/store/memory.js'
-import { readPackSections } from '../../src/store/pack-file.js'
-import { openPackStore, type PackStore } from '../../src/store/pack-store.js'
+import type { ObjectBlockStore as PackStore } from '../../src/store/object-store.js'
+import { openStoreAt as openPackStore } from '../../src/store/open.js'
+import { entryCid } from '../../src/store/pack-index.js'
 import { tiledImage, writeTiled } from '../dataset/images.js'
 
 let dir: string
@@ -52,15 +53,18 @@ async function datasetBlocks(store: BlockStore, head: CID, into: Set<string>): P
   }
 }
 
-/** The CIDs of every block the pack store indexes. */
+/** The CIDs of every block the live packs' indexes name. */
 async function storedBlocks(store: PackStore): Promise<Set<string>> {
   const all = new Set<string>()
-  for (const name of await readdir(join(store.dir, 'packs'))) {
-    for (const section of readPackSections(join(store.dir, 'packs', name))) {
-      if (await store.has(section.cid)) all.add(section.cid.toString())
-    }
+  for (const name of store.state.packs.keys()) {
+    for (const entry of (await store.readIndex(name)).entries()) all.add(entryCid(entry).toString())
   }
   return all
+}
+
+/** The pack files in the store's directory. */
+async function packFiles(store: PackStore): Promise<string[]> {
+  return (await readdir(join(store.location, 'packs'))).filter((name) => name.endsWith('.pack')).sort()
 }
 
 async function pam(name: string, seeds: number[][]): Promise<string> {
@@ -181,27 +185,33 @@ describe('garbage collection', () => {
       const b = await importImage(store, await pam('b.pam', [[1, 9, 10, 11]]), { tileSize: 16, workers: 0 })
       const c = await importImage(store, await pam('c.pam', [[2, 12, 13, 14]]), { tileSize: 16, workers: 0 })
       const cropsBefore = [await crop(store, b.cid), await crop(store, c.cid)]
-      // An orphan pack (as a killed import leaves) and an unpinned image.
-      await writeFile(join(store.dir, 'packs', '00000042.pack'), Buffer.alloc(5000, 7))
+      // An orphan pack (as a killed import leaves: its lease lapsed long ago) and an unpinned image.
+      const dead = '0000000000042-deadbeef'
+      await writeFile(join(store.location, 'packs', `${dead}-1.pack`), Buffer.alloc(5000, 7))
+      await writeFile(join(store.location, 'txns', `${dead}.json`), JSON.stringify({ txn: dead, base: 0, time: 42 }))
+      // A pack no record or lease explains is never deleted (a lost log must not cost the data).
+      await writeFile(join(store.location, 'packs', 'unexplained.pack'), Buffer.alloc(100, 7))
       const writer = await store.begin()
       writer.unpin(a.cid)
       await writer.commit()
-      const packsBefore = (await readdir(join(store.dir, 'packs'))).sort()
-      expect(packsBefore).toEqual(['00000001.pack', '00000002.pack', '00000003.pack', '00000042.pack'])
+      const packsBefore = await packFiles(store)
+      expect(packsBefore).toHaveLength(5)
+      const [packA] = [...store.state.packs.keys()].sort()
       const bytesBefore = await store.storedBytes()
 
       const dry = await collectGarbage(store, { dryRun: true })
       expect(await store.storedBytes()).toBe(bytesBefore)
-      expect((await readdir(join(store.dir, 'packs'))).sort()).toEqual(packsBefore)
+      expect(await packFiles(store)).toEqual(packsBefore)
 
       const result = await collectGarbage(store)
       expect(result).toMatchObject({ packsRewritten: 1, packsDeleted: 1, orphanPacks: 1 })
       expect(result.deletedBlocks).toBe(dry.deletedBlocks)
-      // Pack 1 held a's blocks: rewritten with only tiles 1 and 2 into a new pack.
-      const packsAfter = (await readdir(join(store.dir, 'packs'))).sort()
-      expect(packsAfter).toHaveLength(3)
-      expect(packsAfter).not.toContain('00000001.pack')
-      expect(packsAfter).not.toContain('00000042.pack')
+      // a's pack: rewritten with only tiles 1 and 2 into a new pack.
+      const packsAfter = await packFiles(store)
+      expect(packsAfter).toHaveLength(4)
+      expect(packsAfter).not.toContain(`${packA}.pack`)
+      expect(packsAfter).not.toContain(`${dead}-1.pack`)
+      expect(packsAfter).toContain('unexplained.pack')
       expect(result.bytesAfter).toBe(await store.storedBytes())
       expect(result.bytesBefore - result.bytesAfter).toBeGreaterThanOrEqual(result.deletedBytes + 5000)
       expect(dry.bytesAfter).toBe(result.bytesAfter)
@@ -241,17 +251,18 @@ describe('garbage collection', () => {
       const writer = await store.begin()
       writer.unpin(a.cid)
       await writer.commit()
-      // Damage tile 1 (live: b uses it) in pack 1, which the collection must rewrite.
-      const path = join(store.dir, 'packs', '00000001.pack')
+      // Damage tile 1 (live: b uses it) in a's pack, which the collection must rewrite.
+      const [packA] = [...store.state.packs.keys()].sort()
+      const path = join(store.location, 'packs', `${packA}.pack`)
       const bytes = await readFile(path)
-      const first = readPackSections(path).next().value!
+      const first = [...(await store.readIndex(packA!)).entries()].sort((x, y) => x.offset - y.offset)[0]!
       bytes[first.offset + 3]! ^= 0xff
       await writeFile(path, bytes)
-      const packs = (await readdir(join(store.dir, 'packs'))).sort()
+      const packs = await packFiles(store)
       await expect(collectGarbage(store)).rejects.toMatchObject({ code: 'ERR_INTEGRITY' })
-      expect((await readdir(join(store.dir, 'packs'))).sort()).toEqual(packs)
+      expect(await packFiles(store)).toEqual(packs)
       const problems = (await verifyAll(store)).problems
-      expect(problems.map((p) => [p.cid, p.code])).toEqual([[first.cid.toString(), 'ERR_INTEGRITY']])
+      expect(problems.map((p) => [p.cid, p.code])).toEqual([[entryCid(first).toString(), 'ERR_INTEGRITY']])
       expect(await store.has(a.cid)).toBe(true)
       expect((await stat(path)).size).toBe(bytes.length)
       void b

@@ -18,11 +18,25 @@ export interface RasterInit {
   readonly icc?: Uint8Array
 }
 
-/** Output file formats the crop command can write. */
-export type OutputFormat = 'tiff' | 'png' | 'npy' | 'pam' | 'ppm' | 'pgm' | 'raw'
+/** Output file formats (their table is OUTPUT_FORMATS in formats.ts). */
+export type OutputFormat = 'tiff' | 'png' | 'npy' | 'pam' | 'ppm' | 'pgm' | 'raw' | 'jpg' | 'webp'
 
-/** Tile compression of a written TIFF. */
+/** Tile compression of a written TIFF (png takes deflate or none). */
 export type TiffCompression = 'zstd' | 'deflate' | 'none'
+
+/** What every writer of the table takes: the raster, the stored image's tiling and codec (tiff reuses them), the compression. */
+export interface OutputInit extends RasterInit {
+  readonly compression: TiffCompression
+  readonly tileSize: number
+  readonly predictor: 1 | 2
+  readonly zstdLevel: number
+}
+
+/** A piece of an output whose length is known before its bytes are read. */
+export interface Segment {
+  readonly length: number
+  read(signal?: AbortSignal): Uint8Array | Promise<Uint8Array>
+}
 
 /** Construction parameters of a tiled TIFF. */
 export interface TiffInit extends RasterInit {

@@ -13,7 +13,7 @@ import { bytesPerPixel } from '../../format/pixel.js'
 import { encodePredictor } from '../../format/predictor.js'
 import { TileCoder, tileBytes } from '../../format/tile-codec.js'
 import { checkedBands, checkInit, rowBytes } from './bands.js'
-import type { TiffBandsOptions, TiffInit, TiffPayloadsOptions } from './interface.js'
+import type { Segment, TiffBandsOptions, TiffInit, TiffLayoutOptions, TiffPayloadsOptions } from './interface.js'
 import { Spool } from './spool.js'
 import { tiffGrid, tiffHead } from './tiff-layout.js'
 
@@ -52,13 +52,28 @@ export function writeTiffFromPayloads(
   payloads: AsyncIterable<Uint8Array>,
   options: TiffPayloadsOptions = {},
 ): AsyncGenerator<Uint8Array, void, undefined> {
+  checkPayloads(init, lengths)
+  return verbatim(init, lengths, payloads, options)
+}
+
+/**
+ * The same file as `writeTiffFromPayloads`, as segments: the head, then `payloads` (each read
+ * only when asked, so that a byte range skips the tiles before it). Throws as it does.
+ */
+export function tiffSegments(init: TiffInit, payloads: readonly Segment[], options: TiffLayoutOptions = {}): Segment[] {
+  const lengths = payloads.map((payload) => payload.length)
+  checkPayloads(init, lengths)
+  const head = tiffHead(init, lengths, options)
+  return [{ length: head.length, read: () => head }, ...payloads]
+}
+
+function checkPayloads(init: TiffInit, lengths: readonly number[]): void {
   checkTiffInit(init)
   const { count } = tiffGrid(init)
   if (lengths.length !== count) throw new InvalidArgumentError(`Expected ${count} tile lengths but received ${lengths.length}`)
   for (const length of lengths) {
     if (!Number.isSafeInteger(length) || length < 0) throw new InvalidArgumentError(`Invalid tile length ${length}`)
   }
-  return verbatim(init, lengths, payloads, options)
 }
 
 async function* verbatim(

@@ -5,7 +5,7 @@
  * canonical URI path (§4.8). Pure: tested against the specification's own examples.
  */
 import { InvalidArgumentError, InvalidRegionError, LimitError } from '../../errors.js'
-import type { Region } from '../../format/interface.js'
+import type { Region } from '../../image.js'
 import { HttpError } from '../errors.js'
 
 /** §4.1 Region. */
@@ -34,11 +34,12 @@ export interface RotationParam {
 /** §4.4 Qualities this server produces (`bitonal` is not one of them). */
 export type Quality = 'default' | 'color' | 'gray'
 
-/** §4.5 Formats this server produces: jpg and png (level 2), tif and webp (extraFormats). */
-export type IiifFormat = 'jpg' | 'png' | 'tif' | 'webp'
-
-/** Media type of each format (§4.5 table). */
-export const MEDIA_TYPES: Record<IiifFormat, string> = { jpg: 'image/jpeg', png: 'image/png', tif: 'image/tiff', webp: 'image/webp' }
+/**
+ * §4.5 Formats this server produces: jpg and png (level 2), tif and webp (extraFormats). Each
+ * is the extension of an output format of the facade's table, whose media type it has.
+ */
+export const IIIF_FORMATS = ['jpg', 'png', 'tif', 'webp'] as const
+export type IiifFormat = (typeof IIIF_FORMATS)[number]
 
 /** A parsed image request. */
 export interface ImageRequest {
@@ -145,7 +146,8 @@ export function parseQualityFormat(text: string): { quality: Quality; format: Ii
   if (quality !== 'default' && quality !== 'color' && quality !== 'gray') {
     throw bad(`Quality ${quote(quality)} is not supported: use default, color or gray`)
   }
-  if (!(format in MEDIA_TYPES)) throw bad(`Format ${quote(format)} is not supported: use jpg, png, tif or webp`)
+  if (!(IIIF_FORMATS as readonly string[]).includes(format))
+    throw bad(`Format ${quote(format)} is not supported: use jpg, png, tif or webp`)
   return { quality, format: format as IiifFormat }
 }
 

@@ -3,7 +3,7 @@
  * a streaming area-average resampler (memory: one source row and one output row, whatever
  * the scale), mirroring, rotation by multiples of 90 degrees, and conversion to gray.
  */
-import type { Band } from '../../format/interface.js'
+import type { Band } from '../../image.js'
 
 /** An image held whole in memory (IIIF outputs are bounded by maxArea). */
 export interface Raster {
@@ -179,27 +179,6 @@ export function toGray(raster: Raster): Raster {
     if (alpha) dst[d + 1] = src[s + 3]!
   }
   return { ...raster, channels: out, data }
-}
-
-/** 16-bit samples to 8-bit, rounding (v / 257, exact since 65535 = 255 · 257); 8-bit passes through. */
-export function to8Bit(raster: Raster): Raster {
-  if (raster.bitsPerSample === 8) return raster
-  const src = samplesOf(raster.data, 16)
-  const data = new Uint8Array(src.length)
-  for (let i = 0; i < src.length; i++) data[i] = Math.round(src[i]! / 257)
-  return { ...raster, bitsPerSample: 8, data }
-}
-
-/** Drops the alpha channel (gray+alpha to gray, RGBA to RGB); others pass through. */
-export function dropAlpha(raster: Raster): Raster {
-  if (raster.channels !== 2 && raster.channels !== 4) return raster
-  const B = raster.bitsPerSample / 8
-  const from = raster.channels * B
-  const to = (raster.channels - 1) * B
-  const count = raster.width * raster.height
-  const data = new Uint8Array(count * to)
-  for (let p = 0; p < count; p++) data.set(raster.data.subarray(p * from, p * from + to), p * to)
-  return { ...raster, channels: raster.channels - 1, data }
 }
 
 /**

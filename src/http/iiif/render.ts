@@ -4,16 +4,9 @@
  * are read, and a request that is exactly a tile of a level (what viewers ask for) is served
  * from that level's pixels without resampling.
  */
-import type { ImageReader } from '../../crop/engine.js'
-import type { RasterInit } from '../../crop/writers/interface.js'
-import { writePng } from '../../crop/writers/png.js'
-import { writeTiffFromBands } from '../../crop/writers/tiff.js'
-import { pyramidSizes } from '../../format/grid.js'
-import type { Band, Region } from '../../format/interface.js'
-import { colorModelOf, pixelFormat } from '../../format/pixel.js'
-import type { TesseraImage } from '../../image.js'
-import type { ResolvedRequest, SizeLimits } from './params.js'
-import { collect, dropAlpha, orient, type Raster, rasterBands, resampleBands, to8Bit, toGray } from './raster.js'
+import { type Band, colorModelOf, formatOfExtension, pixelFormat, pyramidSizes, type Region, type TesseraImage } from '../../image.js'
+import type { IiifFormat, ResolvedRequest, SizeLimits } from './params.js'
+import { collect, orient, type Raster, rasterBands, resampleBands, toGray } from './raster.js'
 
 /** IIIF Image API 3.0 context and profile URIs (§5.2, §6). */
 export const IIIF_CONTEXT = 'http://iiif.io/api/image/3/context.json'
@@ -116,7 +109,7 @@ export function chooseLevel(image: TesseraImage, region: Region, width: number, 
 export async function renderPixels(
   image: TesseraImage,
   request: Pick<ResolvedRequest, 'region' | 'width' | 'height'>,
-  options: { signal?: AbortSignal; reader?: ImageReader } = {},
+  options: { signal?: AbortSignal; reader?: TesseraImage['reader'] } = {},
 ): Promise<Raster> {
   const { manifest } = image
   const reader = options.reader ?? image.reader
@@ -140,30 +133,24 @@ export async function renderPixels(
   return collect(output, shape, options.signal)
 }
 
-/** Encodes a raster as a IIIF format; `icc` is embedded (png, tif) when the colours are the stored ones. */
-export async function encodeRaster(raster: Raster, format: 'jpg' | 'png' | 'tif' | 'webp', icc?: Uint8Array): Promise<Uint8Array> {
-  if (format === 'jpg' || format === 'webp') {
-    const sharp = await import('../../import/decoders/sharp.js')
-    let pixels = to8Bit(raster)
-    if (format === 'jpg') {
-      pixels = dropAlpha(pixels)
-      return sharp.encodeJpeg({ ...pixels, channels: pixels.channels as 1 | 3 })
-    }
-    return sharp.encodeWebp({ ...pixels, channels: pixels.channels as 1 | 2 | 3 | 4 })
-  }
-  const init: RasterInit = {
+/**
+ * Encodes a raster with the output table's writer of a IIIF format (its extension); `icc` is
+ * embedded (png, tif) when the colours are the stored ones. tif is deflate, not zstd: every
+ * TIFF reader (and sharp's libvips) has it.
+ */
+export async function encodeRaster(raster: Raster, format: IiifFormat, icc?: Uint8Array): Promise<Uint8Array> {
+  const init = {
     width: raster.width,
     height: raster.height,
     format: pixelFormat(colorModelOf(raster.channels), raster.bitsPerSample),
     ...(icc === undefined ? {} : { icc }),
+    compression: 'deflate' as const,
+    tileSize: 256,
+    predictor: 2 as const,
+    zstdLevel: 3,
   }
-  const chunks =
-    format === 'png'
-      ? writePng(init, rasterBands(raster), { compression: 'deflate' })
-      : // Deflate, not zstd: every TIFF reader (and sharp's libvips) has it.
-        writeTiffFromBands({ ...init, tileSize: 256, compression: 'deflate', predictor: 2, zstdLevel: 3 }, rasterBands(raster))
   const parts: Uint8Array[] = []
-  for await (const chunk of chunks) parts.push(chunk)
+  for await (const chunk of formatOfExtension(format)!.write(init, rasterBands(raster))) parts.push(chunk)
   return new Uint8Array(Buffer.concat(parts))
 }
 

@@ -4,8 +4,9 @@
  * image information with the JSON-LD media type (§5.1), and image requests (§4).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { formatOfExtension } from '../../image.js'
 import type { HttpContext } from '../context.js'
-import { MEDIA_TYPES, parseImageRequest, resolveRequest } from '../iiif/params.js'
+import { parseImageRequest, resolveRequest } from '../iiif/params.js'
 import { IIIF_CONTEXT, IIIF_PROFILE, imageInformation, renderImage } from '../iiif/render.js'
 import { queryOf } from '../params.js'
 import { etagFor, requestSignal, send } from '../response.js'
@@ -104,7 +105,7 @@ export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void
         request,
         reply,
         {
-          type: MEDIA_TYPES[resolved.format],
+          type: formatOfExtension(resolved.format)!.mediaType,
           cache: 'immutable',
           etag: etagFor(cid, 'iiif', resolved.canonical),
           headers: {

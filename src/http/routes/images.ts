@@ -7,25 +7,12 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { InvalidArgumentError, LimitError } from '../../errors.js'
-import { CID, decodeCbor } from '../../format/block.js'
-import { imageInfo, importImage } from '../../image.js'
+import { imageInfo, importImage, manifestJson } from '../../image.js'
 import type { HttpContext } from '../context.js'
 import { boolParam, enumParam, intParam, queryOf } from '../params.js'
 import { etagFor, requestSignal, send } from '../response.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
-
-/** A decoded dag-cbor value in dag-json's JSON form: links as {"/": cid}, bytes as {"/": {"bytes": base64}}. */
-export function toDagJson(value: unknown): unknown {
-  const cid = CID.asCID(value)
-  if (cid !== null) return { '/': cid.toString() }
-  if (value instanceof Uint8Array) return { '/': { bytes: Buffer.from(value).toString('base64').replace(/=+$/, '') } }
-  if (Array.isArray(value)) return value.map(toDagJson)
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, toDagJson(child)]))
-  }
-  return value
-}
 
 /** Links to an image's other representations, relative to the server root. */
 export function imageLinks(cid: string) {
@@ -104,10 +91,7 @@ export function registerImageRoutes(app: FastifyInstance, ctx: HttpContext): voi
           cache: 'immutable',
           etag: etagFor(cid, 'manifest'),
           headers: { link: `<${imageLinks(cid).iiif}>; rel="service"` },
-          body: async () => {
-            const root = decodeCbor(await ctx.store.get(image.cid, { signal }))
-            return { kind: 'bytes', bytes: Buffer.from(JSON.stringify(toDagJson(root))) }
-          },
+          body: async () => ({ kind: 'bytes', bytes: Buffer.from(JSON.stringify(await manifestJson(image, { signal }))) }),
         },
         signal,
       )

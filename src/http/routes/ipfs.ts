@@ -4,15 +4,18 @@
  * the DAG under it (`application/vnd.ipld.car`), chosen by `?format=` or `Accept`.
  */
 import type { FastifyInstance } from 'fastify'
+import { planCar } from '../../car/export.js'
+import { IDENTITY } from '../../dataset/walk.js'
 import { InvalidArgumentError } from '../../errors.js'
-import { parseCid } from '../../format/block.js'
-import { CAR_TYPE, IDENTITY, planCar } from '../car.js'
+import { parseCid } from '../../image.js'
 import type { HttpContext } from '../context.js'
 import { notAcceptable } from '../errors.js'
 import { enumParam, queryOf } from '../params.js'
 import { etagFor, requestSignal, send } from '../response.js'
 
 const RAW_TYPE = 'application/vnd.ipld.raw'
+/** Media type of the CAR responses, with the parameters of IPIP-412. */
+const CAR_TYPE = 'application/vnd.ipld.car; version=1; order=dfs; dups=n'
 
 /**
  * The response format: `format` wins over `Accept` (trustless gateway, "format"). Without
@@ -107,16 +110,17 @@ export function registerIpfsRoutes(app: FastifyInstance, ctx: HttpContext): void
       }
       // For anything that is not UnixFS, `entity` is `block`.
       const walk = scope === 'all' ? 'all' : 'block'
-      const plan = await planCar(ctx.store, cid, walk, signal)
+      const plan = await planCar(ctx.store, cid, { scope: walk, signal })
       return send(
         request,
         reply,
         {
           ...common,
           type: CAR_TYPE,
-          etag: etagFor(text, 'car', walk),
+          // Provenance blocks the store holds are in the CAR (spec/http.md §7): they vary its bytes.
+          etag: etagFor(text, 'car', plan.weak.length === 0 ? walk : [walk, ...plan.weak.map(String)]),
           headers: { ...common.headers, 'content-disposition': `attachment; filename="${text}.car"` },
-          body: () => ({ kind: 'segments', length: plan.length, segments: plan.segments }),
+          body: () => ({ kind: 'segments', length: plan.length, segments: plan.parts }),
         },
         signal,
       )

@@ -1,7 +1,7 @@
 /**
- * The one importer of `sharp` in Tessera. Decodes every raster format libvips reads that the
- * hand-written decoders do not (PNG, JPEG, WebP, GIF, HEIF/AVIF, TIFFs not streamable by
- * tiff.ts) with bounded memory: one sequential libvips pass writes the pixels to an
+ * Decoding through sharp (loaded, with its policy, by src/codecs/sharp.ts): every raster
+ * format libvips reads that the hand-written decoders do not (PNG, JPEG, WebP, GIF, HEIF/AVIF,
+ * TIFFs not streamable by tiff.ts), with bounded memory: one sequential libvips pass writes an
  * uncompressed temporary `.v` file (libvips' native format: a 64-byte header, then plain rows;
  * https://www.libvips.org/API/current/file-format.html), whose rows are then read by position.
  * sharp cannot stream raw rows itself: `.raw().toBuffer()` returns the whole image at once.
@@ -16,41 +16,12 @@ import { randomUUID } from 'node:crypto'
 import { type FileHandle, open, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp'
+import { type Metadata, sharpFor } from '../../codecs/sharp.js'
 import { CorruptInputError, InvalidArgumentError, LimitError, NotFoundError, UnsupportedFormatError } from '../../errors.js'
 import type { BitDepth, ColorModel, PixelFormat } from '../../format/interface.js'
 import { colorModelOf, pixelFormat } from '../../format/pixel.js'
 import type { DecodedImage, DecodeOptions } from './interface.js'
 import { checkDimensions, RowFileImage, readAt } from './rows.js'
-
-export type { Metadata, Sharp, SharpOptions }
-
-// Only raster loaders may run, whatever the file claims to be: no SVG/PDF rendering, no
-// libvips' own formats, nothing libvips marks untrusted (sharp docs, "block").
-sharp.block({ operation: ['VipsForeignLoad'] })
-sharp.unblock({
-  operation: [
-    'VipsForeignLoadPng',
-    'VipsForeignLoadJpeg',
-    'VipsForeignLoadWebp',
-    'VipsForeignLoadTiff',
-    'VipsForeignLoadNsgif',
-    'VipsForeignLoadHeif',
-  ],
-})
-
-/**
- * 'warning' (sharp's default, its strictest level) is the only one that rejects JPEGs with
- * corrupt entropy data ("premature end of data segment"); 'error' and 'truncated' decode them
- * into made-up pixels. All levels but 'none' reject truncated PNG and JPEG. The cost: JPEGs
- * with benign warnings (some phone cameras) are refused as corrupt.
- */
-export const FAIL_ON = 'warning' as const
-
-/** A sharp instance with Tessera's defaults (strict failOn, no EXIF rotation); `options` override. */
-export function sharpFor(input: string | Uint8Array, options: SharpOptions = {}): Sharp {
-  return sharp(input, { failOn: FAIL_ON, autoOrient: false, ...options })
-}
 
 /** sharp's `limitInputPixels` for a `maxPixels` (0 would mean "no limit" to sharp). */
 function pixelLimit(maxPixels: number): number {
@@ -246,45 +217,4 @@ export function mapSharpError(error: unknown, head?: Uint8Array, tmp?: string): 
   // Everything else libvips reports while reading (bad header, truncation, decoder errors,
   // warnings under failOn 'warning') means the input is not a valid image.
   return new CorruptInputError(`Invalid image: ${detail}`, { cause: error })
-}
-
-/** 8-bit interleaved pixels for the encoders below (gray, gray+alpha, RGB or RGBA). */
-export interface RawPixels {
-  readonly data: Uint8Array
-  readonly width: number
-  readonly height: number
-  readonly channels: 1 | 2 | 3 | 4
-}
-
-/** JPEG's largest dimension (libjpeg's JPEG_MAX_DIMENSION) and WebP's (VP8's 14-bit sizes). */
-export const MAX_JPEG_DIMENSION = 65_500
-export const MAX_WEBP_DIMENSION = 16_383
-
-function rawInput(pixels: RawPixels, maxDimension: number, format: string): Sharp {
-  const { width, height, channels, data } = pixels
-  if (width > maxDimension || height > maxDimension) {
-    throw new InvalidArgumentError(`${format} is limited to ${maxDimension} pixels per side but received ${width}x${height}`)
-  }
-  if (data.length !== width * height * channels) throw new RangeError(`Expected ${width * height * channels} bytes of pixels`)
-  return sharp(Buffer.from(data.buffer, data.byteOffset, data.length), {
-    raw: { width, height, channels },
-    limitInputPixels: width * height,
-  })
-}
-
-/** Encodes pixels as a baseline JPEG (4:2:0 for colour); the caller removes alpha first. */
-export async function encodeJpeg(pixels: RawPixels, options: { quality?: number } = {}): Promise<Uint8Array> {
-  if (pixels.channels === 2 || pixels.channels === 4) throw new InvalidArgumentError('JPEG has no alpha channel: remove it first')
-  const buffer = await rawInput(pixels, MAX_JPEG_DIMENSION, 'JPEG')
-    .jpeg({ quality: options.quality ?? 90 })
-    .toBuffer()
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length)
-}
-
-/** Encodes pixels as WebP, lossy (default quality 90) or lossless; alpha is kept. */
-export async function encodeWebp(pixels: RawPixels, options: { quality?: number; lossless?: boolean } = {}): Promise<Uint8Array> {
-  const buffer = await rawInput(pixels, MAX_WEBP_DIMENSION, 'WebP')
-    .webp({ quality: options.quality ?? 90, lossless: options.lossless === true })
-    .toBuffer()
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length)
 }

@@ -56,7 +56,10 @@ describe('extensionFormat', () => {
     ['g.pgm', 'pgm'],
     ['h.raw', 'raw'],
     ['i.bin', 'raw'],
-    ['j.jpg', undefined],
+    ['j.jpg', 'jpg'],
+    ['k.JPEG', 'jpg'],
+    ['l.webp', 'webp'],
+    ['m.gif', undefined],
     ['tif', undefined],
   ])('%s -> %s', (path, format) => {
     expect(extensionFormat(path)).toBe(format)

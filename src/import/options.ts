@@ -1,0 +1,78 @@
+/**
+ * The options of an import: one table of defaults and ranges, one validator, read by the
+ * importer, the dataset importer, `tessera import` and the HTTP upload route. The tile size,
+ * zstd level, predictor and pyramid decide the tiles' CIDs (spec/format.md).
+ */
+import { InvalidArgumentError } from '../errors.js'
+import { assertTileSize } from '../format/grid.js'
+import { DEFAULT_MAX_PIXELS } from './limits.js'
+
+type Rule = { readonly default: number | undefined; readonly min: number; readonly max: number }
+
+/** Options of every import (a tile size is also a multiple of 16; `workers` undefined: one per core, at most 8). */
+export const IMPORT_OPTIONS = {
+  tileSize: { default: 256, min: 16, max: 4096 },
+  zstdLevel: { default: 3, min: 1, max: 22 },
+  predictor: { default: 2, min: 1, max: 2 },
+  maxPixels: { default: DEFAULT_MAX_PIXELS, min: 1, max: Number.POSITIVE_INFINITY },
+  workers: { default: undefined, min: 0, max: 64 },
+} as const satisfies Record<string, Rule>
+
+/** Options of a dataset import beyond those: files at once (each compressed on one thread), checkpoints. */
+export const DATASET_IMPORT_OPTIONS = {
+  jobs: { default: 2, min: 1, max: Number.POSITIVE_INFINITY },
+  workers: { default: 0, min: 0, max: 64 },
+  checkpointFiles: { default: 500, min: 1, max: Number.POSITIVE_INFINITY },
+  checkpointSeconds: { default: 30, min: 0, max: Number.POSITIVE_INFINITY },
+} as const satisfies Record<string, Rule>
+
+/** The options importParameters reads (undefined: the default). */
+export interface ImportParameterOptions {
+  readonly tileSize?: number | undefined
+  readonly zstdLevel?: number | undefined
+  readonly predictor?: 1 | 2 | undefined
+  readonly pyramid?: boolean | undefined
+  readonly maxPixels?: number | undefined
+  readonly workers?: number | undefined
+}
+
+/** `options` with the defaults of IMPORT_OPTIONS, validated before any file is read (InvalidArgumentError). */
+export function importParameters(options: ImportParameterOptions) {
+  const tileSize = options.tileSize ?? IMPORT_OPTIONS.tileSize.default
+  assertTileSize(tileSize)
+  const level = options.zstdLevel ?? IMPORT_OPTIONS.zstdLevel.default
+  if (!inRange(level, IMPORT_OPTIONS.zstdLevel)) throw new InvalidArgumentError(`Expected a zstd level from 1 to 22 but received ${level}`)
+  const predictor = options.predictor ?? IMPORT_OPTIONS.predictor.default
+  if (predictor !== 1 && predictor !== 2) throw new InvalidArgumentError(`Expected predictor 1 or 2 but received ${String(predictor)}`)
+  const { workers } = options
+  if (workers !== undefined && !inRange(workers, IMPORT_OPTIONS.workers))
+    throw new InvalidArgumentError(`Expected 0 to 64 workers but received ${workers}`)
+  const maxPixels = options.maxPixels ?? IMPORT_OPTIONS.maxPixels.default
+  return { tileSize, codec: { name: 'zstd' as const, level, predictor }, pyramid: options.pyramid === true, maxPixels, workers }
+}
+
+/** The options datasetImportParameters reads. */
+export interface DatasetImportParameterOptions extends ImportParameterOptions {
+  readonly jobs?: number | undefined
+  readonly checkpointFiles?: number | undefined
+  readonly checkpointSeconds?: number | undefined
+}
+
+/** `options` with the defaults of DATASET_IMPORT_OPTIONS, then of IMPORT_OPTIONS, validated (InvalidArgumentError). */
+export function datasetImportParameters(options: DatasetImportParameterOptions) {
+  const own = {
+    jobs: options.jobs ?? DATASET_IMPORT_OPTIONS.jobs.default,
+    checkpointFiles: options.checkpointFiles ?? DATASET_IMPORT_OPTIONS.checkpointFiles.default,
+    checkpointSeconds: options.checkpointSeconds ?? DATASET_IMPORT_OPTIONS.checkpointSeconds.default,
+  }
+  for (const [name, n] of Object.entries(own)) {
+    const rule = DATASET_IMPORT_OPTIONS[name as keyof typeof own]
+    if (!inRange(n, rule)) throw new InvalidArgumentError(`Expected an integer >= ${rule.min} for ${name} but received ${n}`)
+  }
+  const workers = options.workers ?? DATASET_IMPORT_OPTIONS.workers.default
+  return { ...importParameters({ ...options, workers }), ...own, workers }
+}
+
+function inRange(value: number, rule: Rule): boolean {
+  return Number.isInteger(value) && value >= rule.min && value <= rule.max
+}

@@ -1,0 +1,75 @@
+/** The one table of import defaults and its validator: defaults filled in, one rejection per rule. */
+import { describe, expect, it } from 'vitest'
+import { DEFAULT_MAX_PIXELS } from '../../src/import/limits.js'
+import {
+  DATASET_IMPORT_OPTIONS,
+  type DatasetImportParameterOptions,
+  datasetImportParameters,
+  IMPORT_OPTIONS,
+  importParameters,
+} from '../../src/import/options.js'
+
+describe('importParameters', () => {
+  it('fills in the defaults of the table', () => {
+    expect(importParameters({})).toEqual({
+      tileSize: 256,
+      codec: { name: 'zstd', level: 3, predictor: 2 },
+      pyramid: false,
+      maxPixels: DEFAULT_MAX_PIXELS,
+      workers: undefined,
+    })
+    expect(IMPORT_OPTIONS.tileSize.default).toBe(256)
+  })
+
+  it('keeps the values given', () => {
+    const options = { tileSize: 64, zstdLevel: 19, predictor: 1, pyramid: true, maxPixels: 100, workers: 0 } as const
+    expect(importParameters(options)).toEqual({
+      tileSize: 64,
+      codec: { name: 'zstd', level: 19, predictor: 1 },
+      pyramid: true,
+      maxPixels: 100,
+      workers: 0,
+    })
+  })
+
+  const rejected: Array<[string, DatasetImportParameterOptions]> = [
+    ['a tile size not a multiple of 16', { tileSize: 100 }],
+    ['a tile size below 16', { tileSize: 0 }],
+    ['a tile size above 4096', { tileSize: 4112 }],
+    ['a zstd level of 0', { zstdLevel: 0 }],
+    ['a zstd level of 23', { zstdLevel: 23 }],
+    ['a fractional zstd level', { zstdLevel: 2.5 }],
+    ['predictor 3', { predictor: 3 as 1 }],
+    ['-1 workers', { workers: -1 }],
+    ['65 workers', { workers: 65 }],
+  ]
+  for (const [what, options] of rejected) {
+    it(`rejects ${what} (both kinds of import)`, () => {
+      expect(() => importParameters(options)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+      expect(() => datasetImportParameters(options)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    })
+  }
+})
+
+describe('datasetImportParameters', () => {
+  it('adds the dataset defaults: files in parallel, each compressed on its own thread', () => {
+    expect(datasetImportParameters({})).toMatchObject({ tileSize: 256, jobs: 2, workers: 0, checkpointFiles: 500, checkpointSeconds: 30 })
+    expect(DATASET_IMPORT_OPTIONS.workers.default).toBe(0)
+  })
+
+  const rejected: Array<[string, DatasetImportParameterOptions]> = [
+    ['0 jobs', { jobs: 0 }],
+    ['a checkpoint every 0 files', { checkpointFiles: 0 }],
+    ['a checkpoint every -1 seconds', { checkpointSeconds: -1 }],
+    ['a fractional number of jobs', { jobs: 1.5 }],
+  ]
+  for (const [what, options] of rejected) {
+    it(`rejects ${what}`, () => {
+      expect(() => datasetImportParameters(options)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    })
+  }
+
+  it('accepts a checkpoint every 0 seconds (after every file)', () => {
+    expect(datasetImportParameters({ checkpointSeconds: 0 }).checkpointSeconds).toBe(0)
+  })
+})
