@@ -86,7 +86,7 @@ export async function openImage(store: BlockStore, cid: CID | string, options?: 
     if (!(error instanceof TesseraError && error.code === 'ERR_INTEGRITY')) throw error
     throw new InvalidCidError(`${root} is not the root of an image this version reads (${error.message})`, { cause: error })
   }
-  return { cid: root, manifest, reader: new ImageReader(store, manifest) }
+  return { cid: root, manifest, reader: new ImageReader(store, manifest, root) }
 }
 
 /** How to crop. */

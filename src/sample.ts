@@ -56,6 +56,12 @@ export interface SampleOptions extends SamplePlanOptions, AbortOptions {
   readonly concurrency?: number
   /** Decodes each sample (default: ImageReader.bands on the calling thread). */
   readonly decoder?: RegionDecoder
+  /**
+   * Only the samples whose index is `index` modulo `count` (default: all): N processes given
+   * shards 0..N-1 of one batch read it together, each its share, the regions drawn exactly as
+   * one process would (spec/sample.md §4). For data loaders with several worker processes.
+   */
+  readonly shard?: { readonly index: number; readonly count: number }
 }
 
 /** One planned sample: which image (an index into the image list) and which region of it. */
@@ -150,6 +156,7 @@ function* plan(
 export async function openSampleBatch(store: BlockStore, images: readonly (CID | string)[], options: SampleOptions): Promise<SampleBatch> {
   const { width, height } = sampleSize(options)
   const count = checkCount(options.count)
+  checkShard(options.shard)
   seedState(options.seed)
   const level = options.level ?? 0
   if (!Number.isSafeInteger(level) || level < 0) {
@@ -194,15 +201,18 @@ export async function openSampleBatch(store: BlockStore, images: readonly (CID |
   })
   const planOptions: SamplePlanOptions = { width, height, count, seed: options.seed, align: options.align === true }
   planSamples(sources, planOptions) // validates once, so plan() cannot throw later
+  const shard = options.shard ?? { index: 0, count: 1 }
 
   const batch: SampleBatch = {
     images: list,
     format,
     width,
     height,
-    count,
+    count: shard.index < count ? Math.ceil((count - shard.index) / shard.count) : 0,
     level,
-    plan: () => planSamples(sources, planOptions),
+    plan: function* () {
+      for (const planned of planSamples(sources, planOptions)) if (planned.index % shard.count === shard.index) yield planned
+    },
     samples: (sampleOptions = {}) => readSamples(batch, concurrency, options.decoder, sampleOptions.signal ?? options.signal),
   }
   return batch
@@ -217,6 +227,7 @@ export async function openSampleBatch(store: BlockStore, images: readonly (CID |
 export function sampleCrops(store: BlockStore, images: readonly (CID | string)[], options: SampleOptions): AsyncIterable<Sample> {
   sampleSize(options)
   checkCount(options.count)
+  checkShard(options.shard)
   seedState(options.seed)
   if (images.length === 0) throw new InvalidArgumentError('Expected at least one image to sample from')
   return (async function* () {
@@ -372,4 +383,12 @@ function checkCount(count: number): number {
 
 function formatName(format: PixelFormat): string {
   return `${format.colorModel} ${format.bitsPerSample}-bit`
+}
+
+function checkShard(shard: SampleOptions['shard']): void {
+  if (shard === undefined) return
+  const { index, count } = shard
+  if (!Number.isSafeInteger(count) || count < 1 || !Number.isSafeInteger(index) || index < 0 || index >= count) {
+    throw new InvalidArgumentError(`Expected a shard index from 0 to count - 1 but received ${String(index)}/${String(count)}`)
+  }
 }

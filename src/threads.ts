@@ -161,13 +161,15 @@ export class WorkerPool<Job, Result> {
 }
 
 /**
- * In a worker module: answers the pool's jobs with `handle`, which returns the result and
- * the buffers to transfer back.
+ * In a worker module: answers the pool's jobs with `handle`, which returns (or resolves to)
+ * the result and the buffers to transfer back. A worker runs one job at a time.
  */
-export function serveJobs<Job, Result>(handle: (job: Job) => { result: Result; transfer?: Transferable[] }): void {
-  parentPort?.on('message', ({ id, job }: { id: number; job: Job }) => {
+export function serveJobs<Job, Result>(
+  handle: (job: Job) => { result: Result; transfer?: Transferable[] } | Promise<{ result: Result; transfer?: Transferable[] }>,
+): void {
+  parentPort?.on('message', async ({ id, job }: { id: number; job: Job }) => {
     try {
-      const { result, transfer } = handle(job)
+      const { result, transfer } = await handle(job)
       parentPort?.postMessage({ id, result }, transfer ?? [])
     } catch (error) {
       parentPort?.postMessage({ id, error: toWire(error) })

@@ -227,6 +227,23 @@ describe('sampleCrops', () => {
     expectExact(samples)
   })
 
+  it('splits a batch into shards that together give the whole batch, exactly', async () => {
+    const whole = await collect(sampleCrops(store, both(), { size: 24, count: 41, seed: 5 }))
+    const shards = await Promise.all(
+      [0, 1, 2].map((index) => collect(sampleCrops(store, both(), { size: 24, count: 41, seed: 5, shard: { index, count: 3 } }))),
+    )
+    expect(shards.map((shard) => shard.length)).toEqual([14, 14, 13])
+    for (const [index, shard] of shards.entries()) {
+      expect(shard.map((s) => s.index)).toEqual(whole.filter((s) => s.index % 3 === index).map((s) => s.index))
+      for (const sample of shard) expect(Buffer.compare(sample.data, whole[sample.index]!.data)).toBe(0)
+    }
+    const batch = await openSampleBatch(store, both(), { size: 24, count: 41, seed: 5, shard: { index: 2, count: 3 } })
+    expect(batch.count).toBe(13)
+    expect(() => sampleCrops(store, both(), { size: 24, count: 4, seed: 5, shard: { index: 3, count: 3 } })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
+    )
+  })
+
   it('crops exactly the regions planSamples draws', async () => {
     const samples = await collect(sampleCrops(store, both(), { width: 33, height: 17, count: 20, seed: 'x' }))
     const plan = [

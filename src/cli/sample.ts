@@ -23,6 +23,7 @@ export function sampleCommand(io: CliIo): Command {
     .requiredOption('-o, --output <path>', 'output file, or - for standard output')
     .addOption(new Option('-f, --format <format>', 'npy or raw (default: from the file extension, else npy)').choices(['npy', 'raw']))
     .option('--regions <path>', 'also write the regions drawn: JSON if the path ends in .json, else CSV')
+    .option('--shard <i/n>', 'only samples whose index is i modulo n: n processes with shards 0/n..n-1/n share one batch', parseShard)
     .action(async (cids: string[], opts) => {
       const { openSampleBatch, writeSamples } = await import('../sample.js')
       const output = String(opts.output)
@@ -43,6 +44,7 @@ export function sampleCommand(io: CliIo): Command {
             level: opts.level,
             decoder,
             concurrency: Math.max(1, decoder.size * 3),
+            ...(opts.shard === undefined ? {} : { shard: opts.shard }),
           })
           await writeOutput(io, output, writeSamples(batch, format))
           if (opts.regions !== undefined) {
@@ -73,6 +75,16 @@ async function* regionRows(batch: SampleBatch, kind: 'csv' | 'json'): AsyncGener
     }
   }
   yield encoder.encode(kind === 'csv' ? text : `${text}\n]\n`)
+}
+
+/** `i/n`, 0 <= i < n. */
+function parseShard(value: string): { index: number; count: number } {
+  const match = /^(\d+)\/(\d+)$/.exec(value)
+  const index = Number(match?.[1])
+  const count = Number(match?.[2])
+  if (match === null || count < 1 || index >= count)
+    throw new CommanderArgumentError(`expected i/n with 0 <= i < n but received ${JSON.stringify(value)}`)
+  return { index, count }
 }
 
 /** `224` or `256x128` (width x height). */

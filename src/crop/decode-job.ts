@@ -1,13 +1,21 @@
-/** One region's decoding job for DecodePool: verify every payload, decode every band. Pure. */
+/**
+ * DecodePool's jobs, run on its worker threads: decode one region into shared memory, either
+ * from payloads the calling thread read (`DecodeJob`), or from the store the worker opens
+ * itself by location (`RegionJob`: the calling thread then only posts the request).
+ */
 
 import { createHash } from 'node:crypto'
 import { openSync, readSync } from 'node:fs'
+import { CID } from 'multiformats/cid'
 import { IntegrityError } from '../errors.js'
-import type { TileCodec } from '../format/interface.js'
+import type { Region, TileCodec } from '../format/interface.js'
+import { decodeManifest } from '../format/manifest.js'
 import type { TileShape } from '../format/tile-codec.js'
-import type { BlockLocation } from '../store/interface.js'
+import type { BlockLocation, BlockStore } from '../store/interface.js'
+import { openStoreAt } from '../store/open.js'
 import { coderFor, decodeBand } from './decode.js'
-import type { BandPlan } from './plan.js'
+import { ImageReader } from './engine.js'
+import { type BandPlan, planCrop } from './plan.js'
 
 /** One region to decode: its bands with their payloads and the sha2-256 digests they must have. */
 export interface DecodeJob {
@@ -22,6 +30,71 @@ export interface DecodeJob {
   }>
   /** Receives the region's rows, contiguous (shared memory, so nothing is copied back). */
   readonly out: Uint8Array
+}
+
+/** A region to read from the store at `location`, image `root`, entirely on the worker. */
+export interface RegionJob {
+  readonly kind: 'region'
+  readonly location: string
+  readonly root: string
+  readonly level: number
+  readonly region: Region
+  readonly rowBytes: number
+  readonly out: Uint8Array
+}
+
+/** What a region job read: for the caller's CropStats. */
+export interface RegionRead {
+  readonly tiles: number
+  readonly bytes: number
+}
+
+// Each worker opens a store once and keeps it (readers take no lock), and keeps a few images open.
+const stores = new Map<string, Promise<BlockStore>>()
+const readers = new Map<string, Promise<ImageReader>>()
+const READERS = 64
+
+function openReader(location: string, root: string): Promise<ImageReader> {
+  const key = `${location}\n${root}`
+  let reader = readers.get(key)
+  if (reader === undefined) {
+    let store = stores.get(location)
+    if (store === undefined) {
+      store = openStoreAt(location, { create: false })
+      stores.set(location, store)
+      store.catch(() => stores.delete(location))
+    }
+    reader = store.then(async (opened) => {
+      const cid = CID.parse(root)
+      return new ImageReader(opened, decodeManifest(await opened.get(cid)), cid)
+    })
+    readers.set(key, reader)
+    reader.catch(() => readers.delete(key))
+    if (readers.size > READERS) readers.delete(readers.keys().next().value!)
+  }
+  return reader
+}
+
+/** Reads and decodes a region on this thread, from the store itself. */
+export async function decodeRegion(job: RegionJob): Promise<RegionRead> {
+  const reader = await openReader(job.location, job.root)
+  const { tileSize, channels, bitsPerSample, codec } = reader.manifest
+  const coder = coderFor({ tileSize, channels, bitsPerSample }, codec)
+  let offset = 0
+  let tiles = 0
+  let bytes = 0
+  for (const plan of planCrop(job.region, tileSize)) {
+    const index = await reader.tileRow(job.level, plan.row)
+    const cids = plan.slices.map((slice) => index.tiles[slice.column]!)
+    // Verified here, on this thread: getMany hashes every payload against its CID.
+    const payloads = await reader.store.getMany(cids)
+    tiles += payloads.length
+    for (const payload of payloads) bytes += payload.length
+    const size = plan.height * job.rowBytes
+    decodeBand(coder, plan, payloads, job.out.subarray(offset, offset + size))
+    offset += size
+  }
+  return { tiles, bytes }
 }
 
 // Pack files stay open for the thread's life: they are append-only and few.

@@ -1,23 +1,29 @@
 /**
- * Crops decoded on worker threads, so that concurrent crops use every core. The calling
- * thread plans the region, loads index blocks and reads the payloads (microseconds each);
- * a worker verifies every payload against its CID and decompresses, un-predicts and copies
- * it straight into shared memory. Used for sampling and by servers; single crops in a CLI
- * process decode on their own thread (ImageReader.bands).
+ * Crops decoded on worker threads, so that concurrent crops use every core. When the image's
+ * store can be opened by location (a directory or an S3 bucket: readers take no lock), a
+ * worker does everything, index look-ups and reads included, and the calling thread only
+ * posts the request. Otherwise the calling thread plans, loads index blocks and reads the
+ * payloads, and a worker verifies, decompresses and un-predicts them. Either way the pixels
+ * land in shared memory. Used for sampling and by servers; single crops in a CLI process
+ * decode on their own thread (ImageReader.bands).
  */
 
 import type { Region } from '../format/interface.js'
 import { defaultThreads, WorkerPool } from '../threads.js'
-import { type DecodeJob, decodeJob } from './decode-job.js'
+import { type DecodeJob, decodeJob, type RegionJob, type RegionRead } from './decode-job.js'
 import type { ImageReader, ReadOptions } from './engine.js'
 import { planCrop, validateRegion } from './plan.js'
 
 /** Decodes whole regions on `size` threads (default: one per core, at most 8; 0 = inline). */
 export class DecodePool {
-  readonly #pool: WorkerPool<DecodeJob, true>
+  readonly #pool: WorkerPool<DecodeJob | RegionJob, true | RegionRead>
 
   constructor(size = defaultThreads()) {
-    this.#pool = new WorkerPool({ url: new URL('./decode-worker.js', import.meta.url), size, inline: decodeJob })
+    this.#pool = new WorkerPool<DecodeJob | RegionJob, true | RegionRead>({
+      url: new URL('./decode-worker.js', import.meta.url),
+      size,
+      inline: (job) => decodeJob(job as DecodeJob),
+    })
   }
 
   /** Threads decoding (0: inline). */
@@ -36,6 +42,18 @@ export class DecodePool {
     validateRegion(region, width, height)
     const { tileSize, channels, bitsPerSample, codec } = reader.manifest
     const rowBytes = region.width * channels * (bitsPerSample / 8)
+    const location = (reader.store as { location?: unknown }).location
+    if (this.size > 0 && reader.root !== undefined && typeof location === 'string' && location !== 'memory:') {
+      options.signal?.throwIfAborted()
+      const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
+      const job: RegionJob = { kind: 'region', location, root: reader.root.toString(), level, region, rowBytes, out }
+      const read = (await this.#pool.run(job)) as RegionRead
+      if (options.stats) {
+        options.stats.tilesRead += read.tiles
+        options.stats.tileBytesRead += read.bytes
+      }
+      return out
+    }
     const bands: Array<DecodeJob['bands'][number]> = []
     for (const plan of planCrop(region, tileSize)) {
       options.signal?.throwIfAborted()

@@ -40,12 +40,15 @@ export interface ReadOptions extends AbortOptions {
 export class ImageReader {
   readonly store: BlockStore
   readonly manifest: ImageManifest
+  /** The image's root CID, when known (readers on other threads open the image by it). */
+  readonly root: CID | undefined
   readonly #coder: TileCoder
   readonly #rows = new Map<string, TileRowIndex>()
 
-  constructor(store: BlockStore, manifest: ImageManifest) {
+  constructor(store: BlockStore, manifest: ImageManifest, root?: CID) {
     this.store = store
     this.manifest = manifest
+    this.root = root
     this.#coder = coderFor(
       { tileSize: manifest.tileSize, channels: manifest.channels, bitsPerSample: manifest.bitsPerSample },
       manifest.codec,
