@@ -23,6 +23,7 @@ export function sampleCommand(io: CliIo): Command {
     .requiredOption('-o, --output <path>', 'output file, or - for standard output')
     .addOption(new Option('-f, --format <format>', 'npy or raw (default: from the file extension, else npy)').choices(['npy', 'raw']))
     .option('--regions <path>', 'also write the regions drawn: JSON if the path ends in .json, else CSV')
+    .option('--threads <n>', 'decode threads (default: one per core, at most 8)', int)
     .option('--shard <i/n>', 'only samples whose index is i modulo n: n processes with shards 0/n..n-1/n share one batch', parseShard)
     .action(async (cids: string[], opts) => {
       const { openSampleBatch, writeSamples } = await import('../sample.js')
@@ -33,7 +34,7 @@ export function sampleCommand(io: CliIo): Command {
       const { DecodePool } = await import('../sample.js')
       await withStore(io, opts, async (store) => {
         // Samples decode on every core; a few in flight per thread keep each thread busy.
-        const decoder = new DecodePool()
+        const decoder = new DecodePool(opts.threads)
         try {
           // Every image is opened and checked before the output file is created.
           const batch = await openSampleBatch(store, cids, {
