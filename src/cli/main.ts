@@ -19,7 +19,7 @@ export interface CliIo {
 
 /** Runs the CLI with `argv` (arguments after the program name). */
 export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
-  const program = buildProgram(io)
+  const program = buildProgram(io, argv)
   // A write to a closed pipe (`tessera ls | head`) fails as an 'error' event on the stream,
   // not as a thrown error: unheard, it would end the process with status 1 and a stack. The
   // failure is read from `stdout.errored` instead; standard error's are dropped (nowhere to go).
