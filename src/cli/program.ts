@@ -11,6 +11,7 @@ import { logCommand } from './log.js'
 import { lsCommand } from './ls.js'
 import type { CliIo } from './main.js'
 import { pruneCommand } from './prune.js'
+import { repairCommand } from './repair.js'
 import { rmCommand } from './rm.js'
 import { sampleCommand } from './sample.js'
 import { serveCommand } from './serve.js'
@@ -29,6 +30,7 @@ const COMMANDS: ReadonlyArray<readonly [string, (io: CliIo) => Command]> = [
   ['rm', rmCommand],
   ['prune', pruneCommand],
   ['gc', gcCommand],
+  ['repair', repairCommand],
   ['car', carCommand],
   ['sample', sampleCommand],
   ['serve', serveCommand],

@@ -7,6 +7,8 @@ import { IntegrityError, InvalidArgumentError, NotFoundError, TesseraError } fro
 import { type CID, DAG_CBOR, decodeCbor } from '../format/block.js'
 import { decodeManifest } from '../format/manifest.js'
 import type { AbortOptions, BlockStore, CollectOptions, CollectResult } from '../store/interface.js'
+import { ObjectBlockStore } from '../store/object-store.js'
+import { checkStore, refuseLostLog } from '../store/repair.js'
 import { decodeNode, decodeVersion } from './codec.js'
 import { seenKey, walk } from './walk.js'
 
@@ -56,6 +58,8 @@ export async function collectGarbage(store: BlockStore, options: CollectOptions 
   if (typeof store.collect !== 'function') throw new InvalidArgumentError('This block store cannot collect garbage')
   let roots = 0
   const result = await store.collect(async ({ signal }) => {
+    // A store whose log was lost has no roots: everything would look dead (spec/store.md §10.4).
+    if (store instanceof ObjectBlockStore) await refuseLostLog(store, { signal })
     const list = await storeRoots(store, { signal })
     roots = list.length
     const seen = new Set<string>()
@@ -126,9 +130,21 @@ export async function verifyRoots(store: BlockStore, roots: readonly StoreRoot[]
   return { roots: roots.length, blocks, bytes, problems }
 }
 
-/** Verifies everything the store's roots reach (`tessera verify --all`). */
+/**
+ * Verifies everything the store's roots reach (`tessera verify --all`), after the store's own
+ * structure: a lost root log, packs no record names, missing or damaged pack indexes are
+ * problems too (storeProblems), so a damaged store never verifies as an empty one.
+ */
 export async function verifyAll(store: BlockStore, options?: AbortOptions): Promise<VerifyRootsResult> {
-  return verifyRoots(store, await storeRoots(store, options), options)
+  const damage = await storeProblems(store, options)
+  const result = await verifyRoots(store, await storeRoots(store, options), options)
+  return damage.length === 0 ? result : { ...result, problems: [...damage, ...result.problems] }
+}
+
+/** Damage to the store's structure (spec/store.md §8), as problems whose `cid` is the object's key: each names `tessera repair`. */
+export async function storeProblems(store: BlockStore, options?: AbortOptions): Promise<Problem[]> {
+  if (!(store instanceof ObjectBlockStore)) return []
+  return (await checkStore(store, options)).map(({ key, code, message }) => ({ cid: key, code, message }))
 }
 
 // Decodes a dag-cbor block by its shape with the matching validator (image root, dataset

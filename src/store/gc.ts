@@ -98,7 +98,7 @@ export async function collectStore(
       plans.push(plan)
     }
     const rewrite = plans.filter((p) => p.dead > 0 && p.live.length > 0)
-    const remove = plans.filter((p) => p.live.length === 0 && p.index.count > 0)
+    const remove = plans.filter((p) => p.live.length === 0)
 
     // Packs no record names: a dead writer's (its lease lapsed) are deleted; others are left and reported.
     const now = Date.now()

@@ -301,7 +301,17 @@ export class ObjectBlockStore implements BlockStore {
     const worker = async () => {
       while (next < missing.length) {
         const name = missing[next++]!
-        this.#indexes.set(name, await this.readIndex(name, options))
+        let index: PackIndex
+        try {
+          index = await this.readIndex(name, options)
+        } catch (error) {
+          if ((error as { code?: string }).code !== 'ERR_INTEGRITY') throw error
+          // A missing or damaged index does not close the store (spec/store.md §8): the pack's
+          // intact blocks are found by reading it, until `tessera repair` writes its index.
+          const { scanIndex } = await import('./repair.js')
+          index = await scanIndex(this.driver, name, options)
+        }
+        this.#indexes.set(name, index)
       }
     }
     await Promise.all(Array.from({ length: Math.min(16, missing.length) }, worker))
@@ -325,11 +335,17 @@ export class ObjectBlockStore implements BlockStore {
       .reverse()
   }
 
-  /** The verified index of pack `name` (ERR_INTEGRITY if it is missing or damaged). */
+  /** The verified index of pack `name` (ERR_INTEGRITY, naming `tessera repair`, if it is missing or damaged). */
   async readIndex(name: string, options?: AbortOptions): Promise<PackIndex> {
     const bytes = await this.driver.get(indexKey(name), options)
-    if (bytes === undefined) throw new IntegrityError(`The index of pack ${name} is missing from ${this.driver.location}`)
-    return new PackIndex(bytes, `The index of pack ${name}`)
+    if (bytes === undefined) {
+      throw new IntegrityError(`The index of pack ${name} is missing from ${this.driver.location}: run \`tessera repair\``)
+    }
+    try {
+      return new PackIndex(bytes, `The index of pack ${name}`)
+    } catch (cause) {
+      throw new IntegrityError(`${(cause as Error).message}: run \`tessera repair\``, { cause })
+    }
   }
 
   /** Applies a record this process just committed, if nothing else was read meanwhile. */
