@@ -93,8 +93,11 @@ export class StoreError extends TesseraError {
  */
 export class ConflictError extends TesseraError {
   override name = 'ConflictError'
-  constructor(message: string, options?: { cause?: unknown }) {
+  /** What was lost: a reference's compare-and-swap (look again and retry), or the transaction itself (run it again). */
+  readonly reason: 'reference' | 'transaction'
+  constructor(message: string, options?: { cause?: unknown; reason?: 'reference' | 'transaction' }) {
     super('ERR_CONFLICT', message, options)
+    this.reason = options?.reason ?? 'reference'
   }
 }
 

@@ -5,13 +5,12 @@
  */
 
 import { createHash } from 'node:crypto'
-import { openSync, readSync } from 'node:fs'
 import { CID } from 'multiformats/cid'
 import { IntegrityError } from '../errors.js'
 import type { Region, TileCodec } from '../format/interface.js'
 import { decodeManifest } from '../format/manifest.js'
 import type { TileShape } from '../format/tile-codec.js'
-import type { BlockLocation, BlockStore } from '../store/interface.js'
+import type { BlockStore } from '../store/interface.js'
 import { openStoreAt } from '../store/open.js'
 import { coderFor, decodeBand } from './decode.js'
 import { ImageReader } from './engine.js'
@@ -25,7 +24,7 @@ export interface DecodeJob {
   /** Each band's payloads, given as bytes or as places in files to read them from. */
   readonly bands: ReadonlyArray<{
     readonly plan: BandPlan
-    readonly payloads: ReadonlyArray<Uint8Array | BlockLocation>
+    readonly payloads: readonly Uint8Array[]
     readonly digests: Uint8Array[]
   }>
   /** Receives the region's rows, contiguous (shared memory, so nothing is copied back). */
@@ -97,31 +96,12 @@ export async function decodeRegion(job: RegionJob): Promise<RegionRead> {
   return { tiles, bytes }
 }
 
-// Pack files stay open for the thread's life: they are append-only and few.
-const files = new Map<string, number>()
-
-function readSource(source: Uint8Array | BlockLocation): Uint8Array {
-  if (source instanceof Uint8Array) return source
-  let fd = files.get(source.path)
-  if (fd === undefined) {
-    try {
-      fd = openSync(source.path, 'r')
-    } catch (cause) {
-      throw new IntegrityError(`Cannot read ${source.path}`, { cause })
-    }
-    files.set(source.path, fd)
-  }
-  const bytes = new Uint8Array(source.length)
-  if (readSync(fd, bytes, 0, source.length, source.offset) !== source.length) throw new IntegrityError(`${source.path} is truncated`)
-  return bytes
-}
-
 /** Verifies every payload against its digest, then decodes the bands into `job.out`. */
 export function decodeJob(job: DecodeJob): true {
   const coder = coderFor(job.shape, job.codec)
   let offset = 0
   for (const { plan, payloads: sources, digests } of job.bands) {
-    const payloads = sources.map(readSource)
+    const payloads = sources
     for (let i = 0; i < payloads.length; i++) {
       const digest = createHash('sha256').update(payloads[i]!).digest()
       if (!digest.equals(digests[i]!)) throw new IntegrityError('A tile does not match its hash')

@@ -6,24 +6,42 @@
  * payloads, and a worker verifies, decompresses and un-predicts them. Either way the pixels
  * land in shared memory. Used for sampling and by servers; single crops in a CLI process
  * decode on their own thread (ImageReader.bands).
+ *
+ * With a TileCache (the read's, else the reader's, else the pool's), the cache lives on the
+ * calling thread and is the one the process's other readers share: this thread plans, looks
+ * the tiles up, has the workers decode only the missing ones (whole, into shared memory, each
+ * verified against its CID there) and copies the region out of the decoded tiles. So a tile
+ * wanted by several concurrent reads is decoded once whichever threads they run on (workers
+ * keep no tiles of their own).
  */
 
+import type { CID } from '../format/block.js'
 import type { Region } from '../format/interface.js'
+import { tileBytes } from '../format/tile-codec.js'
 import { defaultThreads, WorkerPool } from '../threads.js'
 import { type DecodeJob, decodeJob, type RegionJob, type RegionRead } from './decode-job.js'
 import type { ImageReader, ReadOptions } from './engine.js'
 import { planCrop, validateRegion } from './plan.js'
+import { copySlices, type TileCache, tileKey, wholeTilePlan } from './tile-cache.js'
+
+/** Construction options of a DecodePool. */
+export interface DecodePoolInit {
+  /** Decoded tiles shared by its reads (and whoever else is given the cache); see the module comment. */
+  readonly tileCache?: TileCache
+}
 
 /** Decodes whole regions on `size` threads (default: one per core, at most 8; 0 = inline). */
 export class DecodePool {
   readonly #pool: WorkerPool<DecodeJob | RegionJob, true | RegionRead>
+  readonly #tileCache: TileCache | undefined
 
-  constructor(size = defaultThreads()) {
+  constructor(size = defaultThreads(), init: DecodePoolInit = {}) {
     this.#pool = new WorkerPool<DecodeJob | RegionJob, true | RegionRead>({
       url: new URL('./decode-worker.js', import.meta.url),
       size,
       inline: (job) => decodeJob(job as DecodeJob),
     })
+    this.#tileCache = init.tileCache
   }
 
   /** Threads decoding (0: inline). */
@@ -42,6 +60,8 @@ export class DecodePool {
     validateRegion(region, width, height)
     const { tileSize, channels, bitsPerSample, codec } = reader.manifest
     const rowBytes = region.width * channels * (bitsPerSample / 8)
+    const cache = options.tileCache ?? reader.tileCache ?? this.#tileCache
+    if (cache !== undefined) return this.#readCached(cache, reader, region, options)
     const location = (reader.store as { location?: unknown }).location
     if (this.size > 0 && reader.root !== undefined && typeof location === 'string' && location !== 'memory:') {
       options.signal?.throwIfAborted()
@@ -59,9 +79,8 @@ export class DecodePool {
       options.signal?.throwIfAborted()
       const index = await reader.tileRow(level, plan.row, options)
       const cids = plan.slices.map((slice) => index.tiles[slice.column]!)
-      // Read (where the store can say where blocks lie) and verified by the worker, off this thread.
-      const store = reader.store
-      const payloads = store.locateMany ? await store.locateMany(cids, options) : await store.getManyUnsafe(cids, options)
+      // Read here, verified by the worker, off this thread.
+      const payloads = await reader.store.getManyUnsafe(cids, options)
       if (options.stats) {
         options.stats.tilesRead += payloads.length
         for (const payload of payloads) options.stats.tileBytesRead += payload.length
@@ -71,6 +90,59 @@ export class DecodePool {
     }
     const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
     await this.#pool.run({ shape: { tileSize, channels, bitsPerSample }, codec, rowBytes, bands, out })
+    return out
+  }
+
+  /** `read` through a tile cache: missing tiles decoded whole on the threads, the region copied out here. */
+  async #readCached(cache: TileCache, reader: ImageReader, region: Region, options: ReadOptions): Promise<Uint8Array> {
+    const level = options.level ?? 0
+    const { tileSize, channels, bitsPerSample, codec } = reader.manifest
+    const shape = { tileSize, channels, bitsPerSample }
+    const pixelBytes = channels * (bitsPerSample / 8)
+    const rowBytes = region.width * pixelBytes
+    const plans = [...planCrop(region, tileSize)]
+    const cids: CID[] = []
+    for (const plan of plans) {
+      options.signal?.throwIfAborted()
+      const index = await reader.tileRow(level, plan.row, options)
+      for (const slice of plan.slices) cids.push(index.tiles[slice.column]!)
+    }
+    const keys = cids.map((cid) => tileKey(cid, tileSize, channels, bitsPerSample, codec.predictor))
+    // One look-up for the whole region, so that its missing tiles decode in parallel.
+    const tiles = await cache.getMany(keys, async (missing) => {
+      const need = missing.map((i) => cids[i]!)
+      // Not under this read's signal: other reads may wait for these tiles too.
+      const store = reader.store
+      const payloads = store.locateMany ? await store.locateMany(need) : await store.getManyUnsafe(need)
+      if (options.stats) {
+        options.stats.tilesRead += payloads.length
+        for (const payload of payloads) options.stats.tileBytesRead += payload.length
+      }
+      const bytes = tileBytes(shape)
+      const plan = wholeTilePlan(tileSize)
+      const jobs = Math.max(1, Math.min(this.size, need.length))
+      const decoded: Uint8Array[] = new Array(need.length)
+      await Promise.all(
+        Array.from({ length: jobs }, async (_, j) => {
+          // Tiles j, j + jobs, j + 2 jobs... decoded whole by one worker, back to back.
+          const mine = need.map((_, k) => k).filter((k) => k % jobs === j)
+          const out = new Uint8Array(new SharedArrayBuffer(mine.length * bytes))
+          const bands = mine.map((k) => ({ plan, payloads: [payloads[k]!], digests: [need[k]!.multihash.digest.slice()] }))
+          await this.#pool.run({ shape, codec, rowBytes: tileSize * pixelBytes, bands, out })
+          // Each tile in a buffer of its own, so that evicting one frees it.
+          for (const [m, k] of mine.entries()) decoded[k] = out.slice(m * bytes, (m + 1) * bytes)
+        }),
+      )
+      return decoded
+    })
+    options.signal?.throwIfAborted()
+    const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
+    let at = 0
+    for (const plan of plans) {
+      const mine = tiles.slice(at, at + plan.slices.length)
+      at += plan.slices.length
+      copySlices(plan, mine, tileSize, pixelBytes, out.subarray(plan.regionY * rowBytes, (plan.regionY + plan.height) * rowBytes), rowBytes)
+    }
     return out
   }
 

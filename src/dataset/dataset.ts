@@ -137,21 +137,24 @@ export async function stageVersion(
   return { cid: root.cid, version }
 }
 
-/** Times a writer looks again at a dataset another process moved meanwhile before giving up. */
-const ATTEMPTS = 8
+/** How long a writer keeps looking again at a dataset other processes keep moving before giving up. */
+const RETRY_MS = 120_000
 
 /**
  * Runs `attempt` until it commits without a conflict: when another process moved the
- * dataset's head meanwhile (ERR_CONFLICT), it runs again on a fresh view, at most ATTEMPTS times.
+ * dataset's head meanwhile (ERR_CONFLICT), it runs again on a fresh view, after a random pause
+ * that grows with each attempt (exponential backoff with full jitter: writers that collided
+ * spread out), for up to RETRY_MS. Every conflict means another writer's commit succeeded, so
+ * writers as a whole always progress.
  */
 export async function retryOnConflict<T>(attempt: () => Promise<T>): Promise<T> {
-  for (let i = 1; ; i++) {
+  const deadline = Date.now() + RETRY_MS
+  for (let i = 0; ; i++) {
     try {
       return await attempt()
     } catch (error) {
-      if (!(error instanceof ConflictError) || i >= ATTEMPTS) throw error
-      // A little randomness: writers that collided should not collide again.
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * i))
+      if (!(error instanceof ConflictError) || error.reason !== 'reference' || Date.now() >= deadline) throw error
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(2000, 10 * 2 ** i)))
     }
   }
 }

@@ -6,13 +6,6 @@ export interface AbortOptions {
   readonly signal?: AbortSignal
 }
 
-/** A block's bytes in a file: `length` bytes at `offset` of `path`. */
-export interface BlockLocation {
-  readonly path: string
-  readonly offset: number
-  readonly length: number
-}
-
 /** A pinned root: something that must stay reachable, with a label for people. */
 export interface Pin {
   readonly cid: CID
@@ -76,11 +69,6 @@ export interface BlockStore {
    * ERR_NOT_FOUND on the first missing block.
    */
   getManyUnsafe(cids: readonly CID[], options?: AbortOptions): Promise<Uint8Array[]>
-  /**
-   * Where the blocks' bytes lie in files, for readers on other threads (stores that keep
-   * blocks in files implement it). Nothing is verified: whoever reads must hash.
-   */
-  locateMany?(cids: readonly CID[], options?: AbortOptions): Promise<BlockLocation[]>
   /** Whether the block is stored (and committed). */
   has(cid: CID, options?: AbortOptions): Promise<boolean>
   /** Stored size in bytes of a block, or undefined if absent. */
@@ -91,7 +79,7 @@ export interface BlockStore {
   pins(options?: AbortOptions): AsyncIterable<Pin>
   /**
    * The CID reference `name` points to, or undefined. References (and `refs`, `collect`) are
-   * optional capabilities, like `locateMany`: both backends have them; a wrapper may not.
+   * optional capabilities: the store has them; a wrapper may not.
    */
   ref?(name: string, options?: AbortOptions): Promise<CID | undefined>
   /** References, in name order (UTF-8 bytewise). */

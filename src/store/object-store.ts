@@ -13,18 +13,7 @@ import { CID } from 'multiformats/cid'
 import { ConflictError, IntegrityError, InvalidArgumentError, NotFoundError, StoreError } from '../errors.js'
 import { SHA2_256, verifyBlock } from '../format/block.js'
 import { collectStore } from './gc.js'
-import type {
-  AbortOptions,
-  BlockLocation,
-  BlockStore,
-  BlockWriter,
-  CollectOptions,
-  CollectResult,
-  KeepBlock,
-  Pin,
-  Ref,
-  RefsOptions,
-} from './interface.js'
+import type { AbortOptions, BlockStore, BlockWriter, CollectOptions, CollectResult, KeepBlock, Pin, Ref, RefsOptions } from './interface.js'
 import { blockLinks } from './links.js'
 import type { ObjectDriver, ObjectSink } from './objects/interface.js'
 import { encodePackIndex, type IndexEntry, PackIndex } from './pack-index.js'
@@ -151,8 +140,6 @@ export class ObjectBlockStore implements BlockStore {
   #refreshed = Date.now()
   #refreshing: Promise<void> | undefined
   #commits: Promise<unknown> = Promise.resolve()
-  /** Present when the backend keeps objects in local files (disk): readers on other threads read them. */
-  readonly locateMany?: (cids: readonly CID[], options?: AbortOptions) => Promise<BlockLocation[]>
 
   constructor(driver: ObjectDriver, state: StoreState, init: ObjectStoreInit = {}) {
     this.driver = driver
@@ -162,15 +149,6 @@ export class ObjectBlockStore implements BlockStore {
       uploads: init.uploads ?? 4,
       leaseMs: init.leaseMs ?? 120_000,
       refreshMs: init.refreshMs ?? 100,
-    }
-    const localPath = driver.localPath?.bind(driver)
-    if (localPath !== undefined) {
-      this.locateMany = async (cids, options) => {
-        options?.signal?.throwIfAborted()
-        this.#maybeRefresh()
-        const found = await this.#findMany(cids)
-        return found.map((f) => ({ path: localPath(packKey(f.pack)), offset: f.offset, length: f.length }))
-      }
     }
   }
 
@@ -328,7 +306,12 @@ export class ObjectBlockStore implements BlockStore {
   #install(state: StoreState): void {
     if (state.gen < this.#state.gen) return
     this.#state = state
-    for (const name of this.#indexes.keys()) if (!state.packs.has(name)) this.#indexes.delete(name)
+    for (const name of this.#indexes.keys()) {
+      if (state.packs.has(name)) continue
+      this.#indexes.delete(name)
+      // Dropped by a collection: a kept handle would hold its space once it is purged.
+      this.driver.release?.(packKey(name))
+    }
     this.#order = [...state.packs.keys()]
       .filter((name) => this.#indexes.has(name))
       .sort()
@@ -595,12 +578,16 @@ class ObjectWriter implements BlockWriter {
       const state = store.state
       const records = await readRecords(store.driver, checked, options)
       if (records === undefined) {
-        throw new ConflictError(`The store's log moved past this transaction (begun at generation ${this.#base}): run it again`)
+        throw new ConflictError(`The store's log moved past this transaction (begun at generation ${this.#base}): run it again`, {
+          reason: 'transaction',
+        })
       }
       let dropped = false
       for (const record of records) {
         if (record.expire?.includes(this.#txn)) {
-          throw new ConflictError('This transaction was taken for a dead one (its lease lapsed) and its packs deleted: run it again')
+          throw new ConflictError('This transaction was taken for a dead one (its lease lapsed) and its packs deleted: run it again', {
+            reason: 'transaction',
+          })
         }
         if (record.drop !== undefined && record.drop.length > 0) {
           dropped = true
@@ -673,7 +660,15 @@ class ObjectWriter implements BlockWriter {
           for (const [name, index] of dropped) {
             const i = index.find(digest)
             if (i < 0) continue
-            bytes = await store.driver.getRange(packKey(name), index.offset(i), index.length(i), options)
+            try {
+              bytes = await store.driver.getRange(packKey(name), index.offset(i), index.length(i), options)
+            } catch (cause) {
+              // Purged meanwhile: this transaction outlived the protection of its lease.
+              throw new ConflictError(`Block ${cid} was collected while this transaction relied on it: run it again`, {
+                cause,
+                reason: 'transaction',
+              })
+            }
             verifyBlock(cid, bytes)
             await this.put(cid, bytes, options)
             break

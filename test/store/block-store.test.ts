@@ -6,6 +6,7 @@ import { rawBlock } from '../../src/format/block.js'
 import type { BlockStore } from '../../src/store/interface.js'
 import { MemoryBlockStore } from '../../src/store/memory.js'
 import { openStoreAt as openPackStore } from '../../src/store/open.js'
+import { deleteS3Prefix, missingS3, s3RunUrl } from '../helpers/s3.js'
 
 const a = rawBlock(new TextEncoder().encode('tile a'))
 const b = rawBlock(new TextEncoder().encode('tile b, a little longer'))
@@ -217,6 +218,33 @@ blockStoreSuite(
     await rm(dirs.get(store)!, { recursive: true, force: true })
   },
 )
+
+blockStoreSuite(
+  'memory: location',
+  async () => openPackStore('memory:'),
+  async (store) => store.close(),
+)
+
+// On a real S3 server (test/helpers/s3.ts): each test's store under a prefix of its own, deleted after.
+const s3Url = s3RunUrl('block-store')
+if (s3Url !== undefined) {
+  const prefixes = new Map<BlockStore, string>()
+  blockStoreSuite(
+    's3',
+    async () => {
+      const url = `${s3Url}/${prefixes.size}`
+      const store = await openPackStore(url)
+      prefixes.set(store, url)
+      return store
+    },
+    async (store) => {
+      await store.close()
+      await deleteS3Prefix(prefixes.get(store)!)
+    },
+  )
+} else {
+  missingS3('block store suite')
+}
 
 describe('pack store on disk', () => {
   let dir: string

@@ -183,6 +183,10 @@ export class DiskDriver implements ObjectDriver {
     return fd
   }
 
+  release(key: string): void {
+    this.#forget(key)
+  }
+
   // A deleted or replaced file's cached descriptor would keep showing the old bytes (and keep the space).
   #forget(key: string): void {
     const fd = this.#fds.get(key)

@@ -57,8 +57,10 @@ export interface ObjectDriver {
   getRange(key: string, offset: number, length: number, options?: AbortOptions): Promise<Uint8Array>
   /** Synchronous `getRange`, offered by backends for which it is cheap (disk, memory). */
   getRangeSync?(key: string, offset: number, length: number): Uint8Array
-  /** A local file path holding the object, for backends that have one (disk): readers on other threads read it themselves. */
+  /** A local file path holding the object, for backends that have one (disk). */
   localPath?(key: string): string
+  /** Drops any handle kept on the object (a pack no longer live): its space can be freed once deleted. */
+  release?(key: string): void
   /** Writes a whole object: see PutOptions. Returns false only for an `ifAbsent` put that found the key taken. */
   put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<boolean>
   /**
