@@ -25,7 +25,7 @@ import { maxPayloadBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
 import type { WorkerPool } from '../threads.js'
 import type { CompressJob, CompressResult } from './compress.js'
-import { openDecoder } from './decoders/index.js'
+import { type DecodedHeader, displayPath, openDecoder } from './decoders/index.js'
 import { importParameters } from './options.js'
 import { compressPool } from './pool.js'
 
@@ -39,8 +39,16 @@ export interface ImportOptions extends AbortOptions {
   readonly predictor?: 1 | 2
   /** Build the pyramid down to one tile (default false). */
   readonly pyramid?: boolean
-  /** Largest accepted pixel count (default DEFAULT_MAX_PIXELS). */
+  /** Largest accepted pixel count (default DEFAULT_MAX_PIXELS; DEFAULT_UPLOAD_MAX_PIXELS for untrusted input). */
   readonly maxPixels?: number
+  /** Largest temporary file, in bytes (default: the temp dir's free space less a margin). */
+  readonly maxTempBytes?: number
+  /**
+   * Largest buffer the import may hold at once, in bytes (default DEFAULT_MAX_DECODE_BYTES): the
+   * tile rows of all levels, a decoded row of TIFF strips or tiles, or a whole image for the
+   * loaders that cannot stream. Checked from the header (ERR_LIMIT).
+   */
+  readonly maxDecodeBytes?: number
   /** Directory for temporary files (default the OS temp dir). */
   readonly tmpDir?: string
   /** Label of the pin that keeps the image (default the file name). */
@@ -62,9 +70,13 @@ export interface ImportResult {
   readonly newBytes: number
 }
 
-/** Imports the image file at `path` into `store`, returning its CID. */
-export async function importImage(store: BlockStore, path: string, options: ImportOptions = {}): Promise<ImportResult> {
-  const { tileSize, codec, maxPixels } = importParameters(options)
+/**
+ * Imports the image file at `path` into `store`, returning its CID. `path` may be bytes, for a
+ * file name that is not valid UTF-8; the name recorded (and the default label) is then its
+ * last component decoded as UTF-8, with U+FFFD for what is not.
+ */
+export async function importImage(store: BlockStore, path: string | Uint8Array, options: ImportOptions = {}): Promise<ImportResult> {
+  const { tileSize, codec, maxPixels, maxTempBytes, maxDecodeBytes } = importParameters(options)
   for (const [name, link] of [
     ['derivedFrom', options.derivedFrom],
     ['canonicalVersion', options.canonicalVersion],
@@ -72,19 +84,28 @@ export async function importImage(store: BlockStore, path: string, options: Impo
     if (link !== undefined && (link.version !== 1 || link.code !== DAG_CBOR))
       throw new InvalidCidError(`${name} must be the CIDv1 of an image root`)
   }
+  const levelSizes = (width: number, height: number): Array<[number, number]> =>
+    options.pyramid === true ? pyramidSizes(width, height, tileSize) : [[width, height]]
+  let accepted = false
+  const accept = ({ width, height, format, icc }: DecodedHeader): void => {
+    const sizes = levelSizes(width, height)
+    checkBlockLimits(format, tileSize, sizes, icc)
+    checkRowBuffers(format, tileSize, sizes, maxDecodeBytes)
+    accepted = true
+  }
   const decoder = await openDecoder(path, {
     maxPixels,
+    maxTempBytes,
+    maxDecodeBytes,
     tmpDir: options.tmpDir ?? tmpdir(),
     signal: options.signal,
+    accept, // from the header, before libvips starts writing a temporary file
   })
   let pool: WorkerPool<CompressJob, CompressResult> | undefined
   let writer: BlockWriter | undefined
   try {
-    const sizes =
-      options.pyramid === true
-        ? pyramidSizes(decoder.width, decoder.height, tileSize)
-        : [[decoder.width, decoder.height] as [number, number]]
-    checkBlockLimits(decoder.format, tileSize, sizes, decoder.icc)
+    if (!accepted) accept(decoder)
+    const sizes = levelSizes(decoder.width, decoder.height)
     pool = compressPool(options.workers)
     writer = await store.begin(options)
     const builders = sizes.map(
@@ -109,7 +130,7 @@ export async function importImage(store: BlockStore, path: string, options: Impo
     const levels: LevelEntry[] = []
     for (const builder of builders) levels.push(await builder.finish())
     const metadata: { source: { format: string; name: string }; icc?: CID; derivedFrom?: CID; canonicalVersion?: CID } = {
-      source: { format: decoder.sourceFormat, name: basename(path) },
+      source: { format: decoder.sourceFormat, name: basename(displayPath(path)) },
     }
     if (decoder.icc !== undefined && decoder.icc.length > 0) {
       const icc = rawBlock(decoder.icc)
@@ -132,7 +153,7 @@ export async function importImage(store: BlockStore, path: string, options: Impo
     }
     const root = encodeManifest(manifest)
     await writer.put(root.cid, root.bytes, options)
-    writer.pin(root.cid, options.label ?? basename(path))
+    writer.pin(root.cid, options.label ?? basename(displayPath(path)))
     await writer.commit(options)
     return { cid: root.cid, manifest, newBytes: writer.newBytes }
   } catch (error) {
@@ -175,6 +196,20 @@ function checkBlockLimits(format: PixelFormat, tileSize: number, sizes: Array<[n
   }
   if (icc !== undefined && icc.length > MAX_BLOCK_BYTES)
     throw new LimitError(`The ICC profile of ${icc.length} bytes exceeds the block limit`)
+}
+
+/**
+ * Each level holds one tile row of its width (LevelBuilder): a wide image declared in a small
+ * file (millions of pixels wide, under the pixel limit) would take gigabytes before its first
+ * pixel is decoded. Their sum must fit in `maxDecodeBytes` (checked before any is allocated).
+ */
+function checkRowBuffers(format: PixelFormat, tileSize: number, sizes: Array<[number, number]>, maxDecodeBytes: number): void {
+  const bytes = sizes.reduce((sum, [w, h]) => sum + w * Math.min(tileSize, h) * bytesPerPixel(format), 0)
+  if (bytes > maxDecodeBytes) {
+    throw new LimitError(
+      `A ${sizes[0]![0]}-pixel-wide image needs ${bytes} bytes of tile rows at tile size ${tileSize}, more than the limit of ${maxDecodeBytes} (maxDecodeBytes): use a smaller tile size`,
+    )
+  }
 }
 
 /** Feeds a band of level `index` to its builder and, halved, to the levels below it. */
@@ -245,7 +280,8 @@ class LevelBuilder {
     this.#rowBytes = init.width * bytesPerPixel(init.format)
     this.#columns = Math.ceil(init.width / init.tileSize)
     this.tileRows = Math.ceil(init.height / init.tileSize)
-    this.#buffer = new Uint8Array(new SharedArrayBuffer(this.#rowBytes * init.tileSize))
+    // An image shorter than a tile row needs only its own rows (checkRowBuffers counts these).
+    this.#buffer = new Uint8Array(new SharedArrayBuffer(this.#rowBytes * Math.min(init.tileSize, init.height)))
   }
 
   /** A place for the next `bytes` bytes of rows, when they start a tile row: a decoder reads straight into it. */

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../errors.js'
 import { assertTileSize } from '../format/grid.js'
-import { DEFAULT_MAX_PIXELS } from './limits.js'
+import { DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS } from './limits.js'
 
 type Rule = { readonly default: number | undefined; readonly min: number; readonly max: number }
 
@@ -15,6 +15,9 @@ export const IMPORT_OPTIONS = {
   zstdLevel: { default: 3, min: 1, max: 22 },
   predictor: { default: 2, min: 1, max: 2 },
   maxPixels: { default: DEFAULT_MAX_PIXELS, min: 1, max: Number.POSITIVE_INFINITY },
+  /** Largest temporary file (bytes); undefined: the temp dir's free space less a margin. */
+  maxTempBytes: { default: undefined, min: 1, max: Number.POSITIVE_INFINITY },
+  maxDecodeBytes: { default: DEFAULT_MAX_DECODE_BYTES, min: 1, max: Number.POSITIVE_INFINITY },
   workers: { default: undefined, min: 0, max: 64 },
 } as const satisfies Record<string, Rule>
 
@@ -33,6 +36,8 @@ export interface ImportParameterOptions {
   readonly predictor?: 1 | 2 | undefined
   readonly pyramid?: boolean | undefined
   readonly maxPixels?: number | undefined
+  readonly maxTempBytes?: number | undefined
+  readonly maxDecodeBytes?: number | undefined
   readonly workers?: number | undefined
 }
 
@@ -48,7 +53,29 @@ export function importParameters(options: ImportParameterOptions) {
   if (workers !== undefined && !inRange(workers, IMPORT_OPTIONS.workers))
     throw new InvalidArgumentError(`Expected 0 to 64 workers but received ${workers}`)
   const maxPixels = options.maxPixels ?? IMPORT_OPTIONS.maxPixels.default
-  return { tileSize, codec: { name: 'zstd' as const, level, predictor }, pyramid: options.pyramid === true, maxPixels, workers }
+  const { maxTempBytes } = options
+  const maxDecodeBytes = options.maxDecodeBytes ?? IMPORT_OPTIONS.maxDecodeBytes.default
+  for (const [name, value] of [
+    ['maxTempBytes', maxTempBytes],
+    ['maxDecodeBytes', maxDecodeBytes],
+  ] as const) {
+    if (value !== undefined && !isByteLimit(value))
+      throw new InvalidArgumentError(`Expected positive integer for ${name} but received ${String(value)} of type ${typeof value}`)
+  }
+  return {
+    tileSize,
+    codec: { name: 'zstd' as const, level, predictor },
+    pyramid: options.pyramid === true,
+    maxPixels,
+    maxTempBytes,
+    maxDecodeBytes,
+    workers,
+  }
+}
+
+/** A byte limit: a positive safe integer, or Infinity for none. */
+function isByteLimit(value: unknown): boolean {
+  return typeof value === 'number' && (Number.isSafeInteger(value) || value === Number.POSITIVE_INFINITY) && value >= 1
 }
 
 /** The options datasetImportParameters reads. */

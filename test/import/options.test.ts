@@ -1,6 +1,6 @@
 /** The one table of import defaults and its validator: defaults filled in, one rejection per rule. */
 import { describe, expect, it } from 'vitest'
-import { DEFAULT_MAX_PIXELS } from '../../src/import/limits.js'
+import { DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS } from '../../src/import/limits.js'
 import {
   DATASET_IMPORT_OPTIONS,
   type DatasetImportParameterOptions,
@@ -16,18 +16,31 @@ describe('importParameters', () => {
       codec: { name: 'zstd', level: 3, predictor: 2 },
       pyramid: false,
       maxPixels: DEFAULT_MAX_PIXELS,
+      maxTempBytes: undefined,
+      maxDecodeBytes: DEFAULT_MAX_DECODE_BYTES,
       workers: undefined,
     })
     expect(IMPORT_OPTIONS.tileSize.default).toBe(256)
   })
 
   it('keeps the values given', () => {
-    const options = { tileSize: 64, zstdLevel: 19, predictor: 1, pyramid: true, maxPixels: 100, workers: 0 } as const
+    const options = {
+      tileSize: 64,
+      zstdLevel: 19,
+      predictor: 1,
+      pyramid: true,
+      maxPixels: 100,
+      maxTempBytes: 5,
+      maxDecodeBytes: 7,
+      workers: 0,
+    } as const
     expect(importParameters(options)).toEqual({
       tileSize: 64,
       codec: { name: 'zstd', level: 19, predictor: 1 },
       pyramid: true,
       maxPixels: 100,
+      maxTempBytes: 5,
+      maxDecodeBytes: 7,
       workers: 0,
     })
   })
@@ -42,6 +55,8 @@ describe('importParameters', () => {
     ['predictor 3', { predictor: 3 as 1 }],
     ['-1 workers', { workers: -1 }],
     ['65 workers', { workers: 65 }],
+    ['maxTempBytes 0', { maxTempBytes: 0 }],
+    ['a fractional maxDecodeBytes', { maxDecodeBytes: 1.5 }],
   ]
   for (const [what, options] of rejected) {
     it(`rejects ${what} (both kinds of import)`, () => {

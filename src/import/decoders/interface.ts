@@ -7,7 +7,31 @@ export interface DecodeOptions {
   readonly maxPixels: number
   /** Where a decoder may put a temporary file (the sharp path does); removed by `close()`. */
   readonly tmpDir: string
+  /**
+   * Largest temporary file accepted, in bytes (default: no limit but the free space of
+   * `tmpDir`, less a margin). Checked from the header, before decoding (ERR_LIMIT).
+   */
+  readonly maxTempBytes?: number | undefined
+  /**
+   * Largest buffer a decoder may need at once (default DEFAULT_MAX_DECODE_BYTES): a row of TIFF
+   * strips or tiles, or a whole image for loaders that cannot stream. Checked from the header
+   * (ERR_LIMIT). The importer holds its own tile rows to the same limit (through `accept`).
+   */
+  readonly maxDecodeBytes?: number | undefined
+  /**
+   * Called with the header once it is read and validated, before any pixel is decoded or any
+   * temporary file written: throwing refuses the image (the importer checks its own limits).
+   */
+  readonly accept?: ((header: DecodedHeader) => void) | undefined
   readonly signal?: AbortSignal | undefined
+}
+
+/** What a decoder knows from the header alone. */
+export interface DecodedHeader {
+  readonly width: number
+  readonly height: number
+  readonly format: PixelFormat
+  readonly icc?: Uint8Array | undefined
 }
 
 /** Options of one `bands()` pass. */

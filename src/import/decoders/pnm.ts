@@ -103,7 +103,8 @@ function parsePam(bytes: Uint8Array, short: () => never): PnmHeader {
     pos = end + 1
     if (line === '' || line.startsWith('#')) continue
     if (line === 'ENDHDR') break
-    const match = /^(\S+)\s*(.*)$/.exec(line)!
+    // `s`: a value may hold a CR or other line break inside the line (a fuzzed header did).
+    const match = /^(\S+)\s*(.*)$/s.exec(line)!
     const key = match[1]!
     const value = match[2]!
     // Repeated TUPLTYPE lines concatenate (pam.html); other keys may not repeat.
@@ -148,6 +149,7 @@ export async function openPnm(handle: FileHandle, fileSize: number, options: Dec
     if (header.dataOffset + rasterBytes > fileSize) {
       throw new CorruptInputError(`PNM raster needs ${rasterBytes} bytes but the file has ${fileSize - header.dataOffset} (truncated?)`)
     }
+    options.accept?.({ width: header.width, height: header.height, format })
     return new RowFileImage({
       handle,
       dataOffset: header.dataOffset,

@@ -10,16 +10,22 @@
  * output colourspace is set to the input's own interpretation so libvips converts nothing
  * (by default sharp would turn gray into sRGB and 16-bit into 8-bit); EXIF orientation is
  * not applied (pixels are stored as encoded). Anything that would need a colour conversion
- * (CMYK, Lab, float, signed, more than 4 bands) is rejected instead.
+ * (CMYK, Lab, float, signed, more than 4 bands, gray below 8 bits) is rejected instead.
+ *
+ * Hostile input (issue 10): before libvips decodes anything, the header must fit the memory
+ * budget of loaders that decode whole (`maxDecodeBytes`), the importer's own checks (`accept`),
+ * and the temporary disk (`maxTempBytes`, the temp dir's free space); temporary files a killed
+ * process left behind are removed.
  */
 import { randomUUID } from 'node:crypto'
-import { type FileHandle, open, rm, stat } from 'node:fs/promises'
+import { type FileHandle, lstat, open, readdir, rm, stat, statfs, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Metadata, sharpFor } from '../../codecs/sharp.js'
 import { CorruptInputError, InvalidArgumentError, LimitError, NotFoundError, UnsupportedFormatError } from '../../errors.js'
 import type { BitDepth, ColorModel, PixelFormat } from '../../format/interface.js'
 import { colorModelOf, pixelFormat } from '../../format/pixel.js'
+import { DEFAULT_MAX_DECODE_BYTES, STALE_TEMP_MS, TEMP_FREE_MARGIN_BYTES } from '../limits.js'
 import type { DecodedImage, DecodeOptions } from './interface.js'
 import { checkDimensions, RowFileImage, readAt } from './rows.js'
 
@@ -47,7 +53,11 @@ export interface SharpProbe {
 }
 
 /** Reads and validates the header through sharp: dimensions, limits, layout. No pixels. */
-export async function probe(path: string, options: Pick<DecodeOptions, 'maxPixels'>, head?: Uint8Array): Promise<SharpProbe> {
+export async function probe(
+  path: string,
+  options: Pick<DecodeOptions, 'maxPixels' | 'maxDecodeBytes'>,
+  head?: Uint8Array,
+): Promise<SharpProbe> {
   let meta: Metadata
   try {
     meta = await sharpFor(path, { limitInputPixels: pixelLimit(options.maxPixels) }).metadata()
@@ -59,6 +69,14 @@ export async function probe(path: string, options: Pick<DecodeOptions, 'maxPixel
   const bits = depth === 'uchar' ? 8 : depth === 'ushort' ? 16 : undefined
   if (bits === undefined)
     throw new UnsupportedFormatError(`${meta.format} with ${depth} samples is not supported (only 8 or 16-bit unsigned)`)
+  // libpng expands gray samples of 1, 2 or 4 bits to 8 by rescaling them (1 -> 255): refused
+  // like 1-bit Netpbm (spec/format.md §9). Palette indices of any depth are not samples: the
+  // palette's 8-bit colours are. TIFFs are checked from their own header (tiff.ts, tiffRoute).
+  if (meta.format !== 'tiff' && !meta.isPalette && meta.bitsPerSample !== undefined && meta.bitsPerSample < 8) {
+    throw new UnsupportedFormatError(
+      `${meta.format} with ${meta.bitsPerSample}-bit gray samples is not supported (they would be rescaled to 8 bits); convert it to 8-bit first`,
+    )
+  }
   if (channels < 1 || channels > 4) throw new UnsupportedFormatError(`${meta.format} with ${channels} channels is not supported`)
   const colorModel = colorModelOf(channels)
   const expected = SPACES[colorModel][bits]
@@ -67,8 +85,42 @@ export async function probe(path: string, options: Pick<DecodeOptions, 'maxPixel
       `${meta.format} in colourspace ${space} with ${channels} channels is not supported (it would need converting)`,
     )
   }
+  checkWholeDecode(meta, bits, options.maxDecodeBytes ?? DEFAULT_MAX_DECODE_BYTES)
   const icc = meta.icc === undefined ? undefined : new Uint8Array(meta.icc)
   return { width, height, format: pixelFormat(colorModel, bits), space, sourceFormat: meta.format, icc }
+}
+
+/**
+ * Loaders that cannot stream hold the whole image (or more) in memory however libvips is
+ * asked to read it (issue 10, finding 5): an interlaced PNG (Adam7 passes each cover the whole
+ * image), a progressive JPEG (libjpeg keeps every DCT coefficient: 2 bytes per sample, chroma
+ * subsampled), WebP (libwebp decodes to an RGBA frame, copied), GIF (an RGBA frame) and
+ * HEIF/AVIF. Their estimated peak, measured with libvips 8.18, must fit in `maxDecodeBytes`.
+ */
+function checkWholeDecode(meta: Metadata, bits: number, maxDecodeBytes: number): void {
+  const pixels = meta.width * meta.height
+  const bytes = meta.channels * (bits / 8)
+  let need: number | undefined
+  let advice = 'convert it to a baseline PNG or a tiled TIFF'
+  if (meta.format === 'png' && meta.isProgressive) {
+    need = pixels * bytes
+    advice = 'de-interlace it (e.g. `vips copy in.png out.png`, or `pngcrush -i 0`)'
+  } else if (meta.format === 'jpeg' && meta.isProgressive) {
+    need = pixels * meta.channels * (meta.chromaSubsampling?.startsWith('4:2:0') === true ? 1 : 2)
+    advice = 'make it baseline (e.g. `jpegtran -copy all in.jpg > out.jpg`, lossless)'
+  } else if (meta.format === 'webp') need = pixels * (4 + meta.channels)
+  else if (meta.format === 'gif') need = pixels * 4
+  else if (meta.format === 'heif') need = pixels * bytes * 2
+  if (need !== undefined && need > maxDecodeBytes) {
+    const what = meta.isProgressive
+      ? meta.format === 'png'
+        ? 'an interlaced PNG'
+        : 'a progressive JPEG'
+      : `a ${meta.format.toUpperCase()}`
+    throw new LimitError(
+      `${meta.width}x${meta.height} ${what} is decoded whole: about ${need} bytes of memory, more than the limit of ${maxDecodeBytes} (maxDecodeBytes); ${advice}`,
+    )
+  }
 }
 
 // libvips' .v header (file-format.html): magic, then int32 LE width, height, bands, unused,
@@ -81,15 +133,47 @@ const V_FORMAT: Record<BitDepth, number> = { 8: 0, 16: 2 } // VIPS_FORMAT_UCHAR,
 /**
  * Decodes `path` with sharp into a temporary file in `options.tmpDir` and serves its rows.
  * `head` (the file's first bytes) tells corrupt files of a known format from unknown ones.
+ * A path given as bytes (a file name that need not be UTF-8, which libvips cannot be given) is
+ * reached through a symbolic link in `tmpDir`, removed with the decoder.
  */
-export async function openSharp(path: string, options: DecodeOptions, head?: Uint8Array): Promise<DecodedImage> {
+export async function openSharp(path: string | Uint8Array, options: DecodeOptions, head?: Uint8Array): Promise<DecodedImage> {
   options.signal?.throwIfAborted()
+  await checkTmpDir(options.tmpDir)
+  if (typeof path === 'string') return await openSharpPath(path, options, head, async () => {})
+  const target = path[0] === 0x2f ? path : Buffer.concat([Buffer.from(`${process.cwd()}/`), path])
+  const link = join(options.tmpDir, `${TEMP_PREFIX}p${process.pid}-${randomUUID()}.link`)
+  await symlink(Buffer.from(target.buffer, target.byteOffset, target.length), link)
+  const unlink = (): Promise<void> => rm(link, { force: true })
+  try {
+    return await openSharpPath(link, options, head, unlink)
+  } catch (error) {
+    await unlink()
+    throw error
+  }
+}
+
+/** InvalidArgumentError unless `tmpDir` is a directory. */
+async function checkTmpDir(tmpDir: string): Promise<void> {
+  const dir = await stat(tmpDir).catch(() => undefined)
+  if (dir?.isDirectory() !== true) throw new InvalidArgumentError(`tmpDir ${tmpDir} is not a directory`)
+}
+
+/** openSharp for a path libvips can take; `release` runs once libvips is done with the input. */
+async function openSharpPath(
+  path: string,
+  options: DecodeOptions,
+  head: Uint8Array | undefined,
+  release: () => Promise<void>,
+): Promise<DecodedImage> {
   const info = await probe(path, options, head)
-  const dir = await stat(options.tmpDir).catch(() => undefined)
-  if (dir?.isDirectory() !== true) throw new InvalidArgumentError(`tmpDir ${options.tmpDir} is not a directory`)
+  options.accept?.({ width: info.width, height: info.height, format: info.format, icc: info.icc })
+  await cleanTempDir(options.tmpDir)
+  const rowBytes = info.width * info.format.channels * (info.format.bitsPerSample / 8)
+  await checkTempSpace(options.tmpDir, V_HEADER + rowBytes * info.height, options.maxTempBytes)
   // libvips cannot be interrupted mid-pass, so the signal is checked before and after it.
   options.signal?.throwIfAborted()
-  const tmp = join(options.tmpDir, `tessera-decode-${randomUUID()}.v`)
+  // The pid in the name tells a later process whether the file's owner is still alive.
+  const tmp = join(options.tmpDir, `${TEMP_PREFIX}p${process.pid}-${randomUUID()}.v`)
   let removed = false
   const remove = async (): Promise<void> => {
     if (!removed) await rm(tmp, { force: true })
@@ -148,6 +232,7 @@ export async function openSharp(path: string, options: DecodeOptions, head?: Uin
         cleanup: async () => {
           await written
           await remove()
+          await release()
         },
       })
     } catch (error) {
@@ -158,6 +243,74 @@ export async function openSharp(path: string, options: DecodeOptions, head?: Uin
     await written
     await remove()
     throw error
+  }
+}
+
+/**
+ * Refuses a temporary file of `bytes` (issue 10, finding 6) above `maxTempBytes`, or above the
+ * free space of `dir` less TEMP_FREE_MARGIN_BYTES: a small compressed input can declare a
+ * decode of many gigabytes under the pixel limit. Where the file system cannot say (statfs
+ * fails), only `maxTempBytes` applies.
+ */
+export async function checkTempSpace(dir: string, bytes: number, maxTempBytes: number | undefined): Promise<void> {
+  if (maxTempBytes !== undefined && bytes > maxTempBytes) {
+    throw new LimitError(`Decoding needs a temporary file of ${bytes} bytes, more than the limit of ${maxTempBytes} (maxTempBytes)`)
+  }
+  const fs = await statfs(dir).catch(() => undefined)
+  if (fs === undefined) return
+  const free = fs.bavail * fs.bsize
+  if (bytes > free - TEMP_FREE_MARGIN_BYTES) {
+    throw new LimitError(
+      `Decoding needs a temporary file of ${bytes} bytes, but ${dir} has ${free} bytes free (and ${TEMP_FREE_MARGIN_BYTES} are kept free); use another tmpDir or free space`,
+    )
+  }
+}
+
+const TEMP_PREFIX = 'tessera-decode-'
+/** When each temp dir was last cleaned by this process. */
+const cleaned = new Map<string, number>()
+
+/** Runs removeStaleTempFiles on `dir` at most once per STALE_TEMP_MS per process; never fails. */
+async function cleanTempDir(dir: string): Promise<void> {
+  const now = Date.now()
+  if (now - (cleaned.get(dir) ?? Number.NEGATIVE_INFINITY) < STALE_TEMP_MS) return
+  cleaned.set(dir, now)
+  await removeStaleTempFiles(dir).catch(() => undefined)
+}
+
+/**
+ * Removes the `tessera-decode-*` files in `dir` that a killed process left (issue 10, finding
+ * 13: killed before libvips wrote the header, the file is never unlinked): those not modified
+ * for `maxAgeMs` whose owner, the pid in the name (`tessera-decode-p<pid>-<uuid>.v`), is not a
+ * live process on this machine; links to inputs with non-UTF-8 names (`.link`) likewise.
+ * Files named before pids were added (`tessera-decode-<uuid>.v`) go on age alone. Returns how
+ * many were removed.
+ */
+export async function removeStaleTempFiles(dir: string, maxAgeMs: number = STALE_TEMP_MS): Promise<number> {
+  let removed = 0
+  for (const name of await readdir(dir)) {
+    if (!name.startsWith(TEMP_PREFIX)) continue
+    const pid = /^tessera-decode-p(\d+)-/.exec(name)?.[1]
+    if (pid !== undefined && isAlive(Number(pid))) continue
+    const path = join(dir, name)
+    const stats = await lstat(path).catch(() => undefined)
+    if (stats === undefined || !(stats.isFile() || stats.isSymbolicLink()) || Date.now() - stats.mtimeMs < maxAgeMs) continue
+    await rm(path, { force: true }).then(
+      () => removed++,
+      () => undefined,
+    )
+  }
+  return removed
+}
+
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+function isAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid < 1) return false
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

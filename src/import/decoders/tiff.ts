@@ -3,8 +3,11 @@
  * either byte order, strips or tiles, chunky 8/16-bit unsigned gray/RGB (+alpha), compression
  * none, deflate or zstd, predictor 1 or 2. It exists because sharp's libvips cannot read zstd
  * TIFF, and because reading tiles by position keeps memory to one row of tiles.
- * Every other TIFF is routed to the sharp decoder (`tiffRoute`), except WhiteIsZero, which
- * libvips would invert. Specs: TIFF 6.0 (https://www.itu.int/itudoc/itu-t/com16/tiff-fx/docs/tiff6.pdf),
+ * Every other TIFF is routed to the sharp decoder (`tiffRoute`), except what would need its
+ * samples converted (WhiteIsZero, which libvips would invert; CMYK, Lab; gray below 8 bits).
+ * Hostile files (issue 10) are refused from the header: overlapping or oversized byte ranges,
+ * IFD loops, millions of tiny chunks, rows of chunks larger than the memory budget.
+ * Specs: TIFF 6.0 (https://www.itu.int/itudoc/itu-t/com16/tiff-fx/docs/tiff6.pdf),
  * BigTIFF (https://www.awaresystems.be/imaging/tiff/bigtiff.html), zstd id 50000 from libtiff.
  */
 import type { FileHandle } from 'node:fs/promises'
@@ -14,14 +17,17 @@ import type { Band, PixelFormat } from '../../format/interface.js'
 import { colorModelOf, pixelFormat } from '../../format/pixel.js'
 import { decodePredictor } from '../../format/predictor.js'
 import { zstdDecompress } from '../../format/tile-codec.js'
+import { DEFAULT_MAX_DECODE_BYTES, MANY_CHUNKS, MIN_CHUNK_PIXELS } from '../limits.js'
 import type { BandOptions, DecodedImage } from './interface.js'
 import { checkBandHeight, readAt, readExact, swap16 } from './rows.js'
 
-/** Largest decoded row of strips or tiles we hold at once; bigger ones go to sharp. */
-const MAX_CHUNK_ROW_BYTES = 256 * 1024 * 1024
 const MAX_IFD_ENTRIES = 4096
 /** Most strips or tiles accepted: 4 Mi offsets already take 64 MiB to hold. */
 const MAX_CHUNKS = 1 << 22
+/** IFDs followed along the chain to find loops and offsets past the end (a longer chain is not read). */
+const MAX_IFDS_WALKED = 1024
+/** Compressed strips or tiles read ahead of the one being decoded, in bytes (at least one chunk). */
+const READ_AHEAD_BYTES = 4 * 1024 * 1024
 
 const TAG = {
   ImageWidth: 256,
@@ -35,6 +41,7 @@ const TAG = {
   StripByteCounts: 279,
   PlanarConfiguration: 284,
   Predictor: 317,
+  ColorMap: 320,
   TileWidth: 322,
   TileLength: 323,
   TileOffsets: 324,
@@ -90,6 +97,8 @@ export interface TiffHeader {
   readonly chunkHeight: number
   readonly offsets: readonly number[]
   readonly byteCounts: readonly number[]
+  /** Whether a ColorMap (tag 320) is present: a palette image needs one. */
+  readonly hasColorMap: boolean
   readonly icc?: Uint8Array | undefined
 }
 
@@ -131,6 +140,7 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
   if (count === 0 || count > MAX_IFD_ENTRIES) throw new CorruptInputError(`TIFF IFD has ${count} entries`)
   const ifd = await readAt(handle, ifdOffset + countSize, count * entrySize, 'TIFF IFD')
   const ifdView = new DataView(ifd.buffer)
+  await walkIfdChain(handle, fileSize, { littleEndian, bigTiff, first: ifdOffset, nextAt: ifdOffset + countSize + count * entrySize })
 
   const entries = new Map<number, Entry>()
   for (let i = 0; i < count; i++) {
@@ -198,19 +208,19 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
   const tiled = entries.has(TAG.TileWidth) || entries.has(TAG.TileOffsets)
   const chunkWidth = tiled ? await one(TAG.TileWidth) : width
   const chunkHeight = tiled ? await one(TAG.TileLength) : Math.min(await one(TAG.RowsPerStrip, 0xffffffff), height)
+  const what = tiled ? 'tile' : 'strip'
+  if (chunkWidth < 1 || chunkHeight < 1) throw new CorruptInputError(`TIFF ${what} size is zero`)
   const offsetsCount = entries.get(tiled ? TAG.TileOffsets : TAG.StripOffsets)?.count ?? 0
   if (offsetsCount > MAX_CHUNKS) throw new LimitError(`TIFF has ${offsetsCount} strips or tiles, more than ${MAX_CHUNKS}`)
+  // Planar images have one chunk per sample plane at each position.
+  const planes = (await one(TAG.PlanarConfiguration, 1)) === 2 ? samplesPerPixel : 1
+  chargePerChunk(width * height * planes, offsetsCount, what)
   const offsets = await numbers(tiled ? TAG.TileOffsets : TAG.StripOffsets)
   const byteCounts = await numbers(tiled ? TAG.TileByteCounts : TAG.StripByteCounts)
   if (offsets === undefined || byteCounts === undefined || offsets.length !== byteCounts.length) {
     throw new CorruptInputError('TIFF has missing or mismatched strip/tile offsets and byte counts')
   }
-  for (let i = 0; i < offsets.length; i++) {
-    if (offsets[i]! + byteCounts[i]! > fileSize) {
-      throw new CorruptInputError(`TIFF ${tiled ? 'tile' : 'strip'} ${i} lies outside the file (truncated?)`)
-    }
-  }
-  if (chunkWidth < 1 || chunkHeight < 1) throw new CorruptInputError(`TIFF ${tiled ? 'tile' : 'strip'} size is zero`)
+  checkRanges(offsets, byteCounts, fileSize, what)
   const iccEntry = entries.get(TAG.IccProfile)
   return {
     littleEndian,
@@ -230,7 +240,82 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
     chunkHeight,
     offsets,
     byteCounts,
+    hasColorMap: entries.has(TAG.ColorMap),
     icc: iccEntry === undefined ? undefined : (await bytesOf(iccEntry)).slice(),
+  }
+}
+
+/**
+ * Follows the next-IFD offsets after the first IFD: a loop, or an offset past the end of the
+ * file, makes the file corrupt even though only the first IFD is imported (libtiff would stop
+ * there, or loop). At most MAX_IFDS_WALKED IFDs are visited: two small reads each.
+ */
+async function walkIfdChain(
+  handle: FileHandle,
+  fileSize: number,
+  at: { littleEndian: boolean; bigTiff: boolean; first: number; nextAt: number },
+): Promise<void> {
+  const { littleEndian, bigTiff } = at
+  const offsetSize = bigTiff ? 8 : 4
+  const countSize = bigTiff ? 8 : 2
+  const seen = new Set([at.first])
+  let nextAt = at.nextAt
+  for (let walked = 1; walked < MAX_IFDS_WALKED; walked++) {
+    const pointer = await readAt(handle, nextAt, offsetSize, 'TIFF next IFD offset')
+    const view = new DataView(pointer.buffer)
+    const next = bigTiff ? safe(view.getBigUint64(0, littleEndian)) : view.getUint32(0, littleEndian)
+    if (next === 0) return
+    if (next < 8 || next + countSize > fileSize)
+      throw new CorruptInputError(`TIFF next IFD offset ${next} is outside the file (truncated?)`)
+    if (seen.has(next)) throw new CorruptInputError(`TIFF IFDs form a loop (IFD at ${next} is visited twice)`)
+    seen.add(next)
+    const countBytes = await readAt(handle, next, countSize, 'TIFF IFD')
+    const countView = new DataView(countBytes.buffer)
+    const count = bigTiff ? safe(countView.getBigUint64(0, littleEndian)) : countView.getUint16(0, littleEndian)
+    if (count === 0 || count > MAX_IFD_ENTRIES) throw new CorruptInputError(`TIFF IFD at ${next} has ${count} entries`)
+    nextAt = next + countSize + count * (bigTiff ? 20 : 12)
+    if (nextAt + offsetSize > fileSize) throw new CorruptInputError(`TIFF IFD at ${next} runs past the end of the file (truncated?)`)
+  }
+}
+
+/**
+ * Charges strips and tiles per chunk (issue 10, finding 8): each costs a read and a decoder call
+ * whatever its size, so millions of tiny ones (2 million 1x1 tiles in a 16 MB file) would take
+ * minutes. Refused from the header, before the offsets are even read.
+ */
+function chargePerChunk(pixels: number, chunks: number, what: string): void {
+  if (chunks <= MANY_CHUNKS) return
+  const perChunk = pixels / chunks
+  if (perChunk < MIN_CHUNK_PIXELS) {
+    throw new LimitError(
+      `TIFF has ${chunks} ${what}s of ${Math.floor(perChunk)} pixels on average: more than ${MANY_CHUNKS} ${what}s must average at least ${MIN_CHUNK_PIXELS} pixels each`,
+    )
+  }
+}
+
+/**
+ * Every strip or tile must lie inside the file, and no two may share bytes (issue 10, finding
+ * 4): a writer stores each chunk once, and ranges that overlap let a small file claim its bytes
+ * many times over. Empty ranges (count 0) are not compared; the decoders refuse them.
+ */
+function checkRanges(offsets: readonly number[], byteCounts: readonly number[], fileSize: number, what: string): void {
+  let sorted = true
+  for (let i = 0; i < offsets.length; i++) {
+    if (offsets[i]! + byteCounts[i]! > fileSize) throw new CorruptInputError(`TIFF ${what} ${i} lies outside the file (truncated?)`)
+    if (i > 0 && offsets[i]! < offsets[i - 1]!) sorted = false
+  }
+  // Writers put chunks in order; only files that do not are sorted (by offset, then length).
+  const order = sorted
+    ? undefined
+    : Uint32Array.from(offsets.keys()).sort((a, b) => offsets[a]! - offsets[b]! || byteCounts[a]! - byteCounts[b]!)
+  let end = 0
+  let previous = -1
+  for (let k = 0; k < offsets.length; k++) {
+    const i = order === undefined ? k : order[k]!
+    if (byteCounts[i] === 0) continue
+    if (previous >= 0 && offsets[i]! < end) throw new CorruptInputError(`TIFF ${what}s ${previous} and ${i} share bytes`)
+    end = offsets[i]! + byteCounts[i]!
+    previous = i
   }
 }
 
@@ -242,37 +327,97 @@ function safe(value: bigint): number {
 /** Whether this reader streams the TIFF, or sharp must decode it (and why). */
 export type TiffRoute = { readonly stream: true; readonly format: PixelFormat } | { readonly stream: false; readonly reason: string }
 
+// PhotometricInterpretation values (TIFF 6.0 section 8; 8-10 from TIFF Technical Notes).
+const WHITE_IS_ZERO = 0
+const BLACK_IS_ZERO = 1
+const RGB = 2
+const PALETTE = 3
+/** Colour spaces libvips would convert (or misread) on the way in: Tessera stores samples as encoded. */
+const CONVERTED: Record<number, string> = {
+  4: 'transparency mask',
+  5: 'CMYK',
+  8: 'CIELab',
+  9: 'ICCLab',
+  10: 'ITULab',
+  32803: 'CFA',
+  32844: 'LogL',
+  32845: 'LogLuv',
+  34892: 'LinearRaw',
+}
+
 /**
- * Decides who decodes `header`. Throws UnsupportedFormatError for WhiteIsZero, which libvips
- * would invert: Tessera stores samples as encoded, and an inverted copy would not be that.
+ * Decides who decodes `header`, or refuses it from the header alone (spec/format.md §9):
+ * ERR_UNSUPPORTED_FORMAT for what would need its samples converted (WhiteIsZero, which libvips
+ * would invert; CMYK, Lab and other colour spaces; signed or floating-point samples; gray
+ * samples other than 8 or 16 bits, which libvips would rescale: 1-bit 0/1 to 0/255);
+ * ERR_CORRUPT_INPUT for a palette image without its colour map (libvips would read the indices
+ * as gray); ERR_LIMIT when a row of strips or tiles, decoded, exceeds `maxDecodeBytes` (both
+ * this reader and libvips hold one at once), except uncompressed strips, read row by row.
  */
-export function tiffRoute(header: TiffHeader): TiffRoute {
+export function tiffRoute(header: TiffHeader, maxDecodeBytes: number = DEFAULT_MAX_DECODE_BYTES): TiffRoute {
   const { samplesPerPixel: spp, photometric } = header
-  if (photometric === 0) throw new UnsupportedFormatError('TIFF Photometric WhiteIsZero is not supported (it would have to be inverted)')
+  if (photometric === WHITE_IS_ZERO)
+    throw new UnsupportedFormatError('TIFF Photometric WhiteIsZero is not supported (it would have to be inverted)')
+  if (photometric !== undefined && CONVERTED[photometric] !== undefined) {
+    throw new UnsupportedFormatError(`TIFF in colour space ${CONVERTED[photometric]} is not supported (it would need converting)`)
+  }
+  if (header.sampleFormat.some((f) => f !== 1 && f !== 4)) {
+    throw new UnsupportedFormatError(
+      `TIFF SampleFormat ${header.sampleFormat.join('/')} is not supported (only unsigned integer samples, not signed or floating-point)`,
+    )
+  }
+  const bits = header.bitsPerSample[0]!
+  const sameBits = header.bitsPerSample.every((b) => b === bits)
+  if (photometric === PALETTE) {
+    if (!header.hasColorMap) throw new CorruptInputError('TIFF palette image has no ColorMap')
+    if (![1, 2, 4, 8, 16].includes(bits) || spp !== 1)
+      throw new UnsupportedFormatError(`TIFF palette image with ${header.bitsPerSample.join('/')} bits per sample is not supported`)
+  } else if (!sameBits || (bits !== 8 && bits !== 16)) {
+    throw new UnsupportedFormatError(
+      `TIFF with ${header.bitsPerSample.join('/')} bits per sample is not supported (only 8 or 16; other depths would need rescaling)`,
+    )
+  }
+  const route = streamOrSharp(header, bits)
+  // Uncompressed strips this reader streams are read row by row, whatever their size.
+  const direct = route.stream && !header.tiled && header.compression === COMPRESSION_NONE
+  const chunkRowBytes = Math.ceil(header.width / header.chunkWidth) * header.chunkWidth * header.chunkHeight * spp * (bits / 8)
+  if (!direct && chunkRowBytes > maxDecodeBytes) {
+    throw new LimitError(
+      `TIFF ${header.tiled ? 'tiles' : 'strips'} of ${header.chunkWidth}x${header.chunkHeight}: a row of them is ${chunkRowBytes} bytes decoded, more than the limit of ${maxDecodeBytes} (maxDecodeBytes); re-tile the file`,
+    )
+  }
+  return route
+}
+
+/** Whether this reader can stream `header` (whose samples are known to be storable). */
+function streamOrSharp(header: TiffHeader, bits: number): TiffRoute {
+  const { samplesPerPixel: spp, photometric } = header
   const sharp = (reason: string): TiffRoute => ({ stream: false, reason })
   if (spp < 1 || spp > 4) return sharp(`${spp} samples per pixel`)
   if (header.planarConfiguration !== 1 && spp > 1) return sharp('PlanarConfiguration 2')
   const compressions: readonly number[] = [COMPRESSION_NONE, COMPRESSION_DEFLATE, COMPRESSION_DEFLATE_OLD, COMPRESSION_ZSTD]
   if (!compressions.includes(header.compression)) return sharp(`compression ${header.compression}`)
-  const bits = header.bitsPerSample[0]!
-  if ((bits !== 8 && bits !== 16) || header.bitsPerSample.some((b) => b !== bits))
-    return sharp(`${header.bitsPerSample.join('/')} bits per sample`)
   if (header.sampleFormat.some((f) => f !== 1)) return sharp(`SampleFormat ${header.sampleFormat.join('/')}`)
   const extra = spp === 2 || spp === 4 ? 1 : 0
-  const gray = photometric === 1 && (spp === 1 || spp === 2)
-  const rgb = photometric === 2 && (spp === 3 || spp === 4)
-  if (!gray && !rgb) return sharp(`Photometric ${photometric} with ${spp} samples`)
+  const gray = photometric === BLACK_IS_ZERO && (spp === 1 || spp === 2)
+  const rgb = photometric === RGB && (spp === 3 || spp === 4)
+  if (!gray && !rgb) return sharp(`Photometric ${photometric ?? 'missing'} with ${spp} samples`)
   // The extra sample must be alpha (1 associated, 2 unassociated) or unspecified (0).
   if (header.extraSamples.length !== extra || header.extraSamples.some((e) => e > 2))
     return sharp(`ExtraSamples ${header.extraSamples.join('/')}`)
   if (header.predictor !== 1 && header.predictor !== 2) return sharp(`Predictor ${header.predictor}`)
   // libtiff applies no predictor to uncompressed data; leave that oddity to it.
   if (header.predictor === 2 && header.compression === COMPRESSION_NONE) return sharp('Predictor 2 without compression')
-  const bytesPerPixel = spp * (bits / 8)
-  const uncompressedStrips = !header.tiled && header.compression === COMPRESSION_NONE
-  const chunkRowBytes = Math.ceil(header.width / header.chunkWidth) * header.chunkWidth * header.chunkHeight * bytesPerPixel
-  if (!uncompressedStrips && chunkRowBytes > MAX_CHUNK_ROW_BYTES) return sharp(`${chunkRowBytes} bytes per row of strips or tiles`)
   return { stream: true, format: pixelFormat(colorModelOf(spp), bits as 8 | 16) }
+}
+
+/**
+ * Largest plausible encoding of a chunk of `raw` bytes. Uncompressed: exactly its bytes.
+ * Deflate and zstd: stored blocks cost a few bytes per 64 KiB (zlib's deflateBound, libzstd's
+ * compressBound, both under 1%); 1/8 more allows an encoder that always uses fixed Huffman codes.
+ */
+function maxChunkBytes(compression: number, raw: number): number {
+  return compression === COMPRESSION_NONE ? raw : raw + Math.ceil(raw / 8) + 1024
 }
 
 /** A DecodedImage that reads the strips or tiles of a streamable TIFF by position. */
@@ -303,6 +448,18 @@ export class TiffImage implements DecodedImage {
     const needed = this.#across * Math.ceil(header.height / header.chunkHeight)
     if (header.offsets.length < needed) {
       throw new CorruptInputError(`TIFF has ${header.offsets.length} ${header.tiled ? 'tiles' : 'strips'}, expected ${needed}`)
+    }
+    // Uncompressed strips are read row by row (only the rows needed); every other chunk is read
+    // whole, so it may not claim more bytes than its encoding can take (issue 10, finding 4).
+    if (header.tiled || header.compression !== COMPRESSION_NONE) {
+      const limit = maxChunkBytes(header.compression, header.chunkWidth * header.chunkHeight * this.#bpp)
+      for (let i = 0; i < needed; i++) {
+        if (header.byteCounts[i]! > limit) {
+          throw new CorruptInputError(
+            `TIFF ${header.tiled ? 'tile' : 'strip'} ${i} claims ${header.byteCounts[i]} bytes, more than its encoding can need (${limit})`,
+          )
+        }
+      }
     }
   }
 
@@ -365,17 +522,33 @@ export class TiffImage implements DecodedImage {
     }
   }
 
+  /**
+   * Decodes one row of chunks. Compressed bytes are read a few at a time (READ_AHEAD_BYTES, at
+   * least one chunk) and dropped once decoded: memory is the decoded row, which tiffRoute bounds
+   * by maxDecodeBytes, plus one window of compressed bytes.
+   */
   async #chunkRow(row: number): Promise<Uint8Array[]> {
     if (this.#cache?.row === row) return this.#cache.chunks
     this.#cache = undefined // let the previous row be collected before decoding the next
     const { offsets, byteCounts } = this.#header
-    const indices = Array.from({ length: this.#across }, (_, i) => row * this.#across + i)
-    for (const i of indices) {
-      // No sane encoding of a chunk is much larger than its pixels; refuse to buffer one that is.
-      if (byteCounts[i]! > MAX_CHUNK_ROW_BYTES) throw new CorruptInputError(`TIFF chunk ${i} claims ${byteCounts[i]} bytes`)
+    const first = row * this.#across
+    const chunks: Uint8Array[] = []
+    const reads: Array<Promise<Uint8Array>> = []
+    let inFlight = 0
+    let next = first
+    while (chunks.length < this.#across) {
+      while (next < first + this.#across && (reads.length === 0 || inFlight + byteCounts[next]! <= READ_AHEAD_BYTES)) {
+        inFlight += byteCounts[next]!
+        const read = readAt(this.#handle, offsets[next]!, byteCounts[next]!, `TIFF chunk ${next}`)
+        read.catch(() => undefined) // awaited below, unless an earlier chunk fails first
+        reads.push(read)
+        next++
+      }
+      const index = first + chunks.length
+      const bytes = await reads.shift()!
+      inFlight -= bytes.length
+      chunks.push(this.#decode(bytes, index, row))
     }
-    const raw = await Promise.all(indices.map((i) => readAt(this.#handle, offsets[i]!, byteCounts[i]!, `TIFF chunk ${i}`)))
-    const chunks = raw.map((bytes, i) => this.#decode(bytes, indices[i]!, row))
     this.#cache = { row, chunks }
     return chunks
   }
