@@ -9,6 +9,7 @@ await build({
     main: 'src/cli/main.ts',
     'compress-worker': 'src/import/compress-worker.ts',
     'decode-worker': 'src/crop/decode-worker.ts',
+    'deflate-worker': 'src/crop/writers/deflate-worker.ts',
   },
   outdir: 'dist/bundle',
   bundle: true,

@@ -111,9 +111,8 @@ export class DecodePool {
     // One look-up for the whole region, so that its missing tiles decode in parallel.
     const tiles = await cache.getMany(keys, async (missing) => {
       const need = missing.map((i) => cids[i]!)
-      // Not under this read's signal: other reads may wait for these tiles too.
-      const store = reader.store
-      const payloads = store.locateMany ? await store.locateMany(need) : await store.getManyUnsafe(need)
+      // Read here, verified by the workers; not under this read's signal: other reads may wait for these tiles too.
+      const payloads = await reader.store.getManyUnsafe(need)
       if (options.stats) {
         options.stats.tilesRead += payloads.length
         for (const payload of payloads) options.stats.tileBytesRead += payload.length

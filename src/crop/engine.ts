@@ -7,10 +7,11 @@ import type { CID } from '../format/block.js'
 import { levelGeometry } from '../format/grid.js'
 import type { Band, Region } from '../format/interface.js'
 import { decodeTileRow, type ImageManifest, type TileRowIndex } from '../format/manifest.js'
-import type { TileCoder } from '../format/tile-codec.js'
+import { type TileCoder, tileBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore } from '../store/interface.js'
 import { coderFor, decodeBand } from './decode.js'
-import { planCrop, tileRange, validateRegion } from './plan.js'
+import { type BandPlan, planCrop, tileRange, validateRegion } from './plan.js'
+import { copySlices, type TileCache, tileKey, wholeTilePlan } from './tile-cache.js'
 import type { Segment } from './writers/interface.js'
 
 /** Decoded index blocks an ImageReader keeps (a row of a 100k-pixel-wide image is ~20 KB). */
@@ -34,6 +35,15 @@ export interface ReadOptions extends AbortOptions {
   readonly level?: number
   /** Incremented as blocks are read. */
   readonly stats?: CropStats
+  /** Decoded tiles to share with other reads (default the reader's `tileCache`, if any). */
+  readonly tileCache?: TileCache
+}
+
+/** Adds tiles read from the store to `options.stats`. */
+function countRead(options: ReadOptions, payloads: readonly Uint8Array[]): void {
+  if (options.stats === undefined) return
+  options.stats.tilesRead += payloads.length
+  for (const payload of payloads) options.stats.tileBytesRead += payload.length
 }
 
 /** Reads regions of one stored image. Cheap to create; holds one tile decoder. */
@@ -42,6 +52,11 @@ export class ImageReader {
   readonly manifest: ImageManifest
   /** The image's root CID, when known (readers on other threads open the image by it). */
   readonly root: CID | undefined
+  /**
+   * Decoded tiles shared with other readers (a server sets its cache here); undefined: every
+   * read decodes what it needs and keeps nothing.
+   */
+  tileCache: TileCache | undefined
   readonly #coder: TileCoder
   readonly #rows = new Map<string, TileRowIndex>()
 
@@ -90,21 +105,43 @@ export class ImageReader {
     validateRegion(region, width, height)
     const { tileSize, channels, bitsPerSample } = this.manifest
     const regionRowBytes = region.width * channels * (bitsPerSample / 8)
+    const cache = options.tileCache ?? this.tileCache
     for (const band of planCrop(region, tileSize)) {
       options.signal?.throwIfAborted()
       const index = await this.tileRow(level, band.row, options)
-      const payloads = await this.store.getMany(
-        band.slices.map((slice) => index.tiles[slice.column]!),
-        options,
-      )
-      if (options.stats) {
-        options.stats.tilesRead += payloads.length
-        for (const payload of payloads) options.stats.tileBytesRead += payload.length
-      }
+      const cids = band.slices.map((slice) => index.tiles[slice.column]!)
       const out = new Uint8Array(band.height * regionRowBytes)
-      decodeBand(this.#coder, band, payloads, out)
+      if (cache !== undefined) {
+        copySlices(band, await this.#cachedTiles(cache, cids, options), tileSize, channels * (bitsPerSample / 8), out, regionRowBytes)
+      } else {
+        const payloads = await this.store.getMany(cids, options)
+        countRead(options, payloads)
+        decodeBand(this.#coder, band, payloads, out)
+      }
       yield { y: band.regionY, height: band.height, data: out }
     }
+  }
+
+  /**
+   * The decoded whole tiles of `cids` through `cache`: read and decoded here when no one has
+   * them. The read is not tied to this caller's signal, since other reads may come to wait
+   * for the same tiles; the caller's abort takes effect when its tiles arrive.
+   */
+  async #cachedTiles(cache: TileCache, cids: readonly CID[], options: ReadOptions): Promise<Uint8Array[]> {
+    const { tileSize, channels, bitsPerSample } = this.manifest
+    const keys = cids.map((cid) => tileKey(cid, tileSize, channels, bitsPerSample, this.#coder.codec.predictor))
+    const tiles = await cache.getMany(keys, async (missing) => {
+      const payloads = await this.store.getMany(missing.map((i) => cids[i]!))
+      countRead(options, payloads)
+      const plan: BandPlan = wholeTilePlan(tileSize)
+      return payloads.map((payload) => {
+        const tile = new Uint8Array(tileBytes(this.#coder.shape))
+        decodeBand(this.#coder, plan, [payload], tile)
+        return tile
+      })
+    })
+    options.signal?.throwIfAborted()
+    return tiles
   }
 
   /**

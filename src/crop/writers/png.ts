@@ -1,39 +1,66 @@
 /**
  * PNG output (PNG spec, 3rd edition: https://www.w3.org/TR/png-3/), streamed band by band.
  *
- * The IDAT data must be one zlib stream. `zlib.deflateSync` is one-shot, so each band is
- * compressed as a raw deflate segment ending in a sync flush (byte-aligned, not final) and the
- * last one with Z_FINISH; the segments concatenate into one valid deflate stream (as pigz does),
- * framed by a zlib header we write and an Adler-32 we keep. Each segment starts without the
- * previous band's 32 KiB window, which costs a negligible amount of ratio at band boundaries.
+ * Rows are filtered in WebAssembly SIMD (src/format/unpredict.c), each row with the filter
+ * type libpng's heuristic picks (least sum of |residual|, on a sample of the row), a group of
+ * rows (~64-256 KiB) at a time; a group that comes out mostly zeros (drawn content) is
+ * filtered None instead, which LZ77 compresses best there. The groups are deflated in
+ * parallel on worker threads (deflate.ts, as pigz does) into segments that concatenate into
+ * the one zlib stream the IDAT data must be, one IDAT chunk per segment, a few in flight.
  */
 
-import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import { InvalidArgumentError } from '../../errors.js'
 import type { Band } from '../../format/interface.js'
 import { bytesPerPixel } from '../../format/pixel.js'
-import { checkedBands, checkInit, rowBytes, swap16 } from './bands.js'
+import { type PngFilterType, pngFilter } from '../../format/unpredict.js'
+import { checkedBands, checkInit, rowBytes } from './bands.js'
 import { crc32 } from './crc32.js'
+import {
+  acquireDeflateThreads,
+  adler32Combine,
+  autoStrategy,
+  FLAT_ZEROS,
+  finishIdat,
+  InOrder,
+  type PngChunkJob,
+  type PngChunkResult,
+  WINDOW,
+  Z_DEFAULT_STRATEGY,
+} from './deflate.js'
 import type { PngOptions, RasterInit } from './interface.js'
 
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)
 /** IHDR colour type per colour model (PNG spec 11.2.1). */
 const COLOR_TYPE = { gray: 0, graya: 4, rgb: 2, rgba: 6 } as const
-/** Largest IDAT we emit; the format allows 2^31-1, but small chunks keep memory flat. */
-const MAX_CHUNK = 4 << 20
 /** PNG limits width and height to 2^31-1 (PNG spec 11.2.1). */
 const MAX_DIMENSION = 2 ** 31 - 1
+/** Bytes of filtered rows per deflate segment: at least 8 segments for outputs past 512 KiB, so every thread has work. */
+const MIN_PIECE = 64 << 10
+const MAX_PIECE = 256 << 10
+/** Filtered bytes queued for the deflate threads at most (plus their output): bounds an output's memory. */
+const IN_FLIGHT_BYTES = 8 << 20
 
-/** Row filter strategy; see `filterRows`. */
-export type PngFilter = 'none' | 'sub' | 'up' | 'paeth'
+/** writePng's options, with knobs for tests and benchmarks. */
+export interface PngWriteOptions extends PngOptions {
+  /** Filtered bytes per deflate segment (default from the output's size: 64 to 256 KiB). */
+  readonly chunkBytes?: number
+  /** 0 deflates on libuv's pool from this thread, 1 on the process's deflate threads; default: see acquireDeflateThreads. */
+  readonly threads?: number
+}
 
 /**
- * Writes a PNG: IHDR, iCCP when `init.icc` is set, IDAT chunks, IEND. Throws
+ * Writes a PNG: IHDR, iCCP when `init.icc` is set, IDAT chunks, IEND. Without `level`,
+ * photographic rows are deflated with runs only (Z_RLE) and flat ones with LZ77 at level 6
+ * (see autoStrategy); a `level` deflates everything with LZ77 at that level. Throws
  * InvalidArgumentError at call time for a bad init or options; the iterable throws RangeError
  * for bad bands.
  */
-export function writePng(init: RasterInit, bands: AsyncIterable<Band>, options: PngOptions): AsyncGenerator<Uint8Array, void, undefined> {
+export function writePng(
+  init: RasterInit,
+  bands: AsyncIterable<Band>,
+  options: PngWriteOptions,
+): AsyncGenerator<Uint8Array, void, undefined> {
   checkInit(init)
   if (init.width > MAX_DIMENSION || init.height > MAX_DIMENSION) {
     throw new InvalidArgumentError(`PNG dimensions are limited to ${MAX_DIMENSION} but received ${init.width}x${init.height}`)
@@ -42,55 +69,120 @@ export function writePng(init: RasterInit, bands: AsyncIterable<Band>, options: 
   if (compression !== 'deflate' && compression !== 'none') {
     throw new InvalidArgumentError(`Expected 'deflate' or 'none' for compression but received ${String(compression)}`)
   }
-  const level = compression === 'none' ? 0 : (options.level ?? 6)
-  if (!Number.isInteger(level) || level < 0 || level > 9) {
+  const level = compression === 'none' ? 0 : options.level
+  if (level !== undefined && !(Number.isInteger(level) && level >= 0 && level <= 9)) {
     throw new InvalidArgumentError(`Expected integer 0 to 9 for level but received ${String(options.level)}`)
   }
-  // Measured on a 1440x954 photograph at level 6: Paeth 0.465 of raw size (16-bit: 0.555),
-  // Up 0.537 (0.657), Sub 0.547 (0.635), and libpng's per-row minimum-sum choice no better
-  // than Paeth at 2-4x the filter time; filtering costs a fraction of deflate either way.
-  // Stored blocks gain nothing from filtering.
-  const filter: PngFilter = level === 0 ? 'none' : 'paeth'
-  return png(init, bands, level, filter)
+  const { chunkBytes, threads } = options
+  if (chunkBytes !== undefined && !(Number.isSafeInteger(chunkBytes) && chunkBytes >= 1)) {
+    throw new InvalidArgumentError(`Expected a positive integer for chunkBytes but received ${String(chunkBytes)}`)
+  }
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 0)) {
+    throw new InvalidArgumentError(`Expected a non-negative integer for threads but received ${String(threads)}`)
+  }
+  return png(init, bands, { level, chunkBytes, threads })
 }
 
-async function* png(
-  init: RasterInit,
-  bands: AsyncIterable<Band>,
-  level: number,
-  filter: PngFilter,
-): AsyncGenerator<Uint8Array, void, undefined> {
+interface Settings {
+  /** zlib level; 0 stores (and filters None); undefined chooses per group (autoStrategy). */
+  readonly level: number | undefined
+  readonly chunkBytes: number | undefined
+  readonly threads: number | undefined
+}
+
+async function* png(init: RasterInit, bands: AsyncIterable<Band>, settings: Settings): AsyncGenerator<Uint8Array, void, undefined> {
   yield pngHead(init)
   const stride = rowBytes(init)
-  const bpp = bytesPerPixel(init.format)
-  const wide = init.format.bitsPerSample === 16
-  // The row above the band's first row, big-endian, as the Up and Paeth filters need it.
-  let previous: Uint8Array | undefined
+  const filterOptions = { stride, bpp: bytesPerPixel(init.format), wide: init.format.bitsPerSample === 16 }
+  const total = (stride + 1) * init.height
+  const piece = settings.chunkBytes ?? Math.min(MAX_PIECE, Math.max(MIN_PIECE, Math.ceil(total / 8 / 4096) * 4096))
+  const groupRows = Math.max(1, Math.floor(piece / (stride + 1)))
+  // One segment needs no thread: a worker round trip would only add latency.
+  const threads = acquireDeflateThreads(total, total <= piece ? 0 : settings.threads)
+  // Enough work queued to keep the threads busy while this thread decodes the next band.
+  const pending = new InOrder<PngChunkResult>(threads.size === 0 ? 2 : Math.max(2 * threads.size + 1, Math.ceil(IN_FLIGHT_BYTES / piece)))
+  const level = settings.level
+  const { height } = init
+  // The row above the next group in PNG byte order (for Up, Average, Paeth), and the last 32
+  // KiB of filtered bytes (the next segment's dictionary).
+  const previous = new Uint8Array(stride)
+  let window: Uint8Array = new Uint8Array(0)
   let adler = 1
-  let first = true
-  for await (const band of checkedBands(init, bands)) {
-    const rows = wide ? swap16(band.data) : band.data
-    const filtered = filterRows(rows, previous, stride, bpp, filter)
-    previous = rows.subarray(rows.length - stride)
-    adler = adler32(filtered, adler)
-    const last = band.y + band.height === init.height
-    // Asynchronous: deflate runs on libuv's thread pool, leaving this thread free (a server
-    // serves other requests meanwhile) and letting concurrent PNG outputs use every core.
-    const deflated = await deflateRaw(filtered, {
-      level,
-      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-    })
-    const parts: Uint8Array[] = []
-    if (first) parts.push(zlibHeader(level))
-    parts.push(deflated)
-    if (last) parts.push(uint32(adler))
-    first = false
-    yield* idatChunks(concat(parts))
+  let done = 0
+
+  /** Filters `count` rows and queues their deflate segments. */
+  const submit = (rows: Uint8Array, count: number) => {
+    const filtered = new Uint8Array(count * (stride + 1))
+    const above = done === 0 ? undefined : previous
+    const type: PngFilterType = level === 0 ? 0 : 5
+    const zeros = pngFilter(rows, above, filtered, { ...filterOptions, type }, previous)
+    const flat = level !== 0 && zeros >= FLAT_ZEROS * count * stride
+    if (flat) pngFilter(rows, undefined, filtered, { ...filterOptions, type: 0 })
+    const { level: chosen, strategy } = level === undefined ? autoStrategy(zeros, count * stride) : { level, strategy: Z_DEFAULT_STRATEGY }
+    // Runs (Z_RLE) never look back more than a byte, and stored blocks not at all.
+    const lz77 = strategy === Z_DEFAULT_STRATEGY && chosen > 0
+    done += count
+    for (let at = 0; at < filtered.length; at += piece) {
+      // Each segment in a buffer of its own: the buffer moves to the worker thread.
+      const data = filtered.length <= piece ? filtered : filtered.slice(at, at + piece)
+      const job: PngChunkJob = {
+        kind: 'png',
+        data,
+        ...(lz77 ? { dictionary: window } : {}),
+        level: chosen,
+        strategy,
+        first: done === count && at === 0,
+        last: done === height && at + piece >= filtered.length,
+      }
+      window = slide(window, data)
+      pending.push(threads.run(job) as Promise<PngChunkResult>)
+    }
+  }
+  const emit = async function* (all: boolean): AsyncGenerator<Uint8Array, void, undefined> {
+    for await (const result of pending.ready(all)) {
+      adler = adler32Combine(adler, result.adler, result.length)
+      yield result.last ? finishIdat(result, adler) : result.idat
+    }
+  }
+
+  try {
+    const staging = new Uint8Array(Math.min(groupRows, height) * stride)
+    let staged = 0
+    for await (const band of checkedBands(init, bands)) {
+      for (let r = 0; r < band.height; ) {
+        const want = Math.min(groupRows, height - done)
+        const take = Math.min(want - staged, band.height - r)
+        if (staged === 0 && take === want) {
+          submit(band.data.subarray(r * stride, (r + take) * stride), take)
+        } else {
+          staging.set(band.data.subarray(r * stride, (r + take) * stride), staged * stride)
+          staged += take
+          if (staged === want) {
+            submit(staging.subarray(0, want * stride), want)
+            staged = 0
+          }
+        }
+        r += take
+        yield* emit(false)
+      }
+    }
+    yield* emit(true)
+  } finally {
+    await pending.settle()
+    await threads.release()
   }
   yield chunk('IEND', new Uint8Array(0))
 }
 
-const deflateRaw = promisify(zlib.deflateRaw) as (data: Uint8Array, options: zlib.ZlibOptions) => Promise<Buffer>
+/** The last 32 KiB of `window` followed by `data`, in a buffer of its own. */
+function slide(window: Uint8Array, data: Uint8Array): Uint8Array {
+  if (data.length >= WINDOW) return data.slice(data.length - WINDOW)
+  const keep = Math.min(window.length, WINDOW - data.length)
+  const out = new Uint8Array(keep + data.length)
+  out.set(window.subarray(window.length - keep))
+  out.set(data, keep)
+  return out
+}
 
 /** Signature, IHDR and, when there is a profile, iCCP. */
 function pngHead(init: RasterInit): Uint8Array {
@@ -109,83 +201,6 @@ function pngHead(init: RasterInit): Uint8Array {
   return concat(parts)
 }
 
-/**
- * Prefixes each row with its filter type byte and filters it (PNG spec section 7.3 and 9).
- * `previous` is the row above the first (undefined at the top of the image: all zeros).
- */
-export function filterRows(rows: Uint8Array, previous: Uint8Array | undefined, stride: number, bpp: number, filter: PngFilter): Uint8Array {
-  const count = rows.length / stride
-  const out = new Uint8Array(count * (stride + 1))
-  const zero = previous === undefined ? new Uint8Array(stride) : undefined
-  for (let r = 0; r < count; r++) {
-    const cur = r * stride
-    const above = r === 0 ? (previous ?? zero!) : rows.subarray(cur - stride, cur)
-    const o = r * (stride + 1)
-    const row = rows.subarray(cur, cur + stride)
-    const dst = out.subarray(o + 1, o + 1 + stride)
-    switch (filter) {
-      case 'none':
-        out[o] = 0
-        dst.set(row)
-        break
-      case 'sub':
-        out[o] = 1
-        for (let i = 0; i < bpp; i++) dst[i] = row[i]!
-        for (let i = bpp; i < stride; i++) dst[i] = row[i]! - row[i - bpp]!
-        break
-      case 'up':
-        out[o] = 2
-        for (let i = 0; i < stride; i++) dst[i] = row[i]! - above[i]!
-        break
-      case 'paeth':
-        out[o] = 4
-        // Paeth with a = 0 and c = 0 predicts b (the byte above).
-        for (let i = 0; i < bpp; i++) dst[i] = row[i]! - above[i]!
-        for (let i = bpp; i < stride; i++) {
-          const a = row[i - bpp]!
-          const b = above[i]!
-          const c = above[i - bpp]!
-          const pa = Math.abs(b - c)
-          const pb = Math.abs(a - c)
-          const pc = Math.abs(a + b - c - c)
-          dst[i] = row[i]! - (pa <= pb && pa <= pc ? a : pb <= pc ? b : c)
-        }
-        break
-    }
-  }
-  return out
-}
-
-/** zlib header (RFC 1950): deflate with a 32 KiB window, FLEVEL from `level`, FCHECK to a multiple of 31. */
-function zlibHeader(level: number): Uint8Array {
-  const cmf = 0x78
-  const flevel = level < 2 ? 0 : level < 6 ? 1 : level === 6 ? 2 : 3
-  const flg = flevel << 6
-  return Uint8Array.of(cmf, flg + (31 - ((cmf * 256 + flg) % 31)))
-}
-
-/** Continues an Adler-32 (RFC 1950 section 8.2; start with 1). */
-function adler32(data: Uint8Array, adler: number): number {
-  let a = adler & 0xffff
-  let b = adler >>> 16
-  // zlib's NMAX: the longest run before b could pass 2^32; JS numbers would allow more, but
-  // small integers stay in the engine's fast path.
-  for (let start = 0; start < data.length; start += 5552) {
-    const end = Math.min(start + 5552, data.length)
-    for (let i = start; i < end; i++) {
-      a += data[i]!
-      b += a
-    }
-    a %= 65521
-    b %= 65521
-  }
-  return ((b << 16) | a) >>> 0
-}
-
-function* idatChunks(data: Uint8Array): Generator<Uint8Array> {
-  for (let start = 0; start < data.length; start += MAX_CHUNK) yield chunk('IDAT', data.subarray(start, start + MAX_CHUNK))
-}
-
 /** A PNG chunk: length, type, data, CRC-32 of type and data (PNG spec 5.3). */
 function chunk(type: string, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(12 + data.length)
@@ -194,12 +209,6 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i)
   out.set(data, 8)
   view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)))
-  return out
-}
-
-function uint32(value: number): Uint8Array {
-  const out = new Uint8Array(4)
-  new DataView(out.buffer).setUint32(0, value)
   return out
 }
 

@@ -4,20 +4,16 @@
  * tile payloads copied untouched when the output's tile grid is the store's).
  */
 import { tmpdir } from 'node:os'
-import { promisify } from 'node:util'
-import zlib from 'node:zlib'
 import { AbortError, IntegrityError, InvalidArgumentError } from '../../errors.js'
 import { assertTileSize } from '../../format/grid.js'
 import type { Band } from '../../format/interface.js'
 import { bytesPerPixel } from '../../format/pixel.js'
-import { encodePredictor } from '../../format/predictor.js'
 import { TileCoder, tileBytes } from '../../format/tile-codec.js'
 import { checkedBands, checkInit, rowBytes } from './bands.js'
+import { acquireDeflateThreads, InOrder } from './deflate.js'
 import type { Segment, TiffBandsOptions, TiffInit, TiffLayoutOptions, TiffPayloadsOptions } from './interface.js'
 import { Spool } from './spool.js'
 import { tiffGrid, tiffHead } from './tiff-layout.js'
-
-const deflate = promisify(zlib.deflate)
 
 /** Compressed bytes held in memory before spooling to a temp file. */
 const DEFAULT_SPOOL_THRESHOLD = 64 << 20
@@ -118,61 +114,61 @@ async function* compressed(
   bands: AsyncIterable<Band>,
   options: TiffBandsOptions,
 ): AsyncGenerator<Uint8Array, void, undefined> {
-  const { across } = tiffGrid(init)
-  const encode = tileEncoder(init)
-  const tile = new Uint8Array(tileBytes(tileShape(init)))
+  const { across, count } = tiffGrid(init)
+  const shape = tileShape(init)
+  const bytes = tileBytes(shape)
   const lengths: number[] = []
   const spool = new Spool({
     memoryLimit: options.spoolThreshold ?? DEFAULT_SPOOL_THRESHOLD,
     tmpDir: options.tmpDir ?? tmpdir(),
   })
-  try {
-    for await (const rows of tileRows(init, bands, options.signal)) {
-      const pending: Array<Uint8Array | Promise<Uint8Array>> = []
-      for (let column = 0; column < across; column++) {
-        // An async encoder works on its tile off the main thread: give each its own buffer.
-        const target = encode.async ? new Uint8Array(tile.length) : tile
-        cutTile(init, rows, column, target)
-        pending.push(encode.encode(target))
-      }
-      const payloads = await Promise.all(pending)
-      for (const payload of payloads) lengths.push(payload.length)
-      await spool.append(payloads)
+  // zstd runs here, synchronously, through TileCoder. Deflate tiles (the predictor, then one
+  // zlib stream each, as libtiff's Adobe Deflate codec expects) go to the deflate threads of
+  // deflate.ts, a few in flight, and come back in order.
+  const coder =
+    init.compression === 'zstd' ? new TileCoder(shape, { name: 'zstd', level: init.zstdLevel, predictor: init.predictor }) : undefined
+  const threads = coder === undefined ? acquireDeflateThreads(count * bytes, count <= 1 ? 0 : undefined) : undefined
+  // Enough tiles queued (8 MiB) to keep the threads busy while this thread decodes the next tile row.
+  const pending = new InOrder<Uint8Array>(
+    threads === undefined ? 1 : threads.size === 0 ? 2 : Math.max(2 * threads.size + 1, Math.ceil((8 << 20) / bytes)),
+  )
+  // Payloads done, appended to the spool a tile row at a time.
+  const batch: Uint8Array[] = []
+  const take = async (all: boolean) => {
+    for await (const payload of pending.ready(all)) {
+      lengths.push(payload.length)
+      batch.push(payload)
     }
+  }
+  try {
+    const tile = new Uint8Array(bytes)
+    for await (const rows of tileRows(init, bands, options.signal)) {
+      for (let column = 0; column < across; column++) {
+        if (coder !== undefined) {
+          cutTile(init, rows, column, tile)
+          pending.push(Promise.resolve(coder.encode(tile)))
+        } else {
+          // A buffer of its own: it moves to a worker thread.
+          const target = new Uint8Array(bytes)
+          cutTile(init, rows, column, target)
+          const job = { kind: 'tiff', tile: target, ...shape, predictor: init.predictor, level: init.deflateLevel } as const
+          pending.push(threads!.run(job) as Promise<Uint8Array>)
+        }
+        await take(false)
+      }
+      await spool.append(batch.splice(0))
+    }
+    await take(true)
+    await spool.append(batch.splice(0))
     yield tiffHead(init, lengths, options)
     for await (const chunk of spool.drain()) {
       throwIfAborted(options.signal)
       yield chunk
     }
   } finally {
+    await pending.settle()
+    await threads?.release()
     await spool.dispose()
-  }
-}
-
-/**
- * Turns a padded tile (which it may modify) into a new buffer holding its payload. zstd runs
- * synchronously through TileCoder; deflate runs on libuv's thread pool, so the tiles of a row
- * compress in parallel (about twice as fast on two cores as deflateSync).
- */
-interface TileEncoder {
-  readonly async: boolean
-  encode(tile: Uint8Array): Uint8Array | Promise<Uint8Array>
-}
-
-function tileEncoder(init: TiffInit): TileEncoder {
-  const shape = tileShape(init)
-  if (init.compression === 'zstd') {
-    const coder = new TileCoder(shape, { name: 'zstd', level: init.zstdLevel, predictor: init.predictor })
-    return { async: false, encode: (tile) => coder.encode(tile) }
-  }
-  const level = init.deflateLevel ?? 6
-  return {
-    async: true,
-    encode: (tile) => {
-      if (init.predictor === 2) encodePredictor(tile, shape.tileSize, shape.channels, shape.bitsPerSample)
-      // Adobe Deflate (Compression 8) tiles are zlib streams (RFC 1950), as zlib.deflate writes.
-      return deflate(tile, { level })
-    },
   }
 }
 
