@@ -1,21 +1,48 @@
 /**
- * What every route shares: the store, the limits, the work queues and a small cache of opened
+ * What every route shares: the store, the limits, the lanes and queues, and a small cache of opened
  * images (their manifests and index blocks are immutable, so keeping them is always correct).
  */
 import { availableParallelism, tmpdir } from 'node:os'
 import { type BlockStore, DEFAULT_MAX_PIXELS, imageRootCid, openImage, type TesseraImage } from '../image.js'
-import { WorkQueue } from './queue.js'
+import { Budget, Lane, WorkQueue } from './queue.js'
 
-/** Server limits (spec/http.md, Limits). */
+/** Server limits (spec/http.md §8). Times are in milliseconds, sizes in bytes. */
 export interface HttpLimits {
   /**
-   * Decode/encode jobs that run at once (crops, IIIF images, decoded tiles); default: two per
-   * core. Tiles decode on the main thread; deflate and sharp's encoders run on libuv's threads,
-   * and a job also waits on store reads and on the client, so a little more than one per core.
+   * Jobs of the light lane that compute at once (crops, tiles, small IIIF images); default two
+   * per core. Tiles decode on the main thread; deflate and sharp's encoders run on libuv's
+   * threads, and a job also waits on store reads, so a little more than one per core. A job
+   * holds its slot only while it computes, not while it waits for a slow client.
    */
   readonly concurrency: number
-  /** Jobs that may wait for a slot; beyond, 503 ERR_BUSY. Default 256. */
+  /** Light requests that may wait for memory or a slot; beyond, 503 ERR_BUSY. Default 256. */
   readonly queue: number
+  /**
+   * Bytes that light responses in flight may hold, each reserving its estimate up front
+   * (default 32 MiB). A response over a quarter of it is heavy.
+   */
+  readonly memoryBudget: number
+  /**
+   * The heavy lane: bodies computed whole (IIIF images, jpg/webp crops) that read or produce
+   * more than `heavyPixels` pixels (default 2^22) or need more than a quarter of `memoryBudget`.
+   * They run `heavyConcurrency` at once (default 1), `heavyQueue` may wait (default 4; beyond,
+   * 503 with Retry-After 2), and hold at most `heavyMemoryBudget` bytes together (default 64
+   * MiB, which also lowers the maxArea info.json states); one that needs more can never run:
+   * 413 ERR_LIMIT.
+   */
+  readonly heavyPixels: number
+  readonly heavyConcurrency: number
+  readonly heavyQueue: number
+  readonly heavyMemoryBudget: number
+  /**
+   * Bytes that large streamed crops and exports may hold together (default 80 MiB; exporting a
+   * 30000-pixel-wide RGB level needs 66): those over the heavy thresholds stream in a lane of
+   * their own, with the heavy lane's slot and queue sizes, so that clients slow to read them
+   * hold this budget, not the renders' or the light requests'.
+   */
+  readonly bulkMemoryBudget: number
+  /** Longest wait for memory before 503 (default 10 s): a client would have given up. */
+  readonly queueTimeout: number
   /** Largest output width, height and area of IIIF images and of jpg/webp crops (default 8192, 8192, 2^24). */
   readonly maxWidth: number
   readonly maxHeight: number
@@ -26,16 +53,35 @@ export interface HttpLimits {
   readonly maxUploadBytes: number
   /** Largest uploaded image in pixels (default the importer's 2^31). */
   readonly maxUploadPixels: number
-  /** Imports that run at once (default 1) and that may wait (default 4). */
+  /** Imports that run at once (default 1) and received bodies that may wait for them, on disk (default 16). */
   readonly importConcurrency: number
   readonly importQueue: number
+  /** Bytes of upload bodies on disk at once, received or receiving (default twice `maxUploadBytes`). */
+  readonly uploadSpoolBytes: number
+  /** A request's header section must arrive within this (default 10 s): else 408 and the connection closes. */
+  readonly headersTimeout: number
+  /** Longest pause inside a request body (default 30 s): else 408 ERR_TIMEOUT and the connection closes. */
+  readonly bodyTimeout: number
+  /** Longest a response may wait for its client to read (default 30 s): then the connection is closed. */
+  readonly sendTimeout: number
+  /** Open connections at most (default 1024); more are closed as they arrive. */
+  readonly maxConnections: number
 }
+
+const MiB = 2 ** 20
 
 /** The defaults of HttpLimits. */
 export function defaultLimits(): HttpLimits {
   return {
     concurrency: 2 * Math.max(1, availableParallelism()),
     queue: 256,
+    memoryBudget: 32 * MiB,
+    heavyPixels: 2 ** 22,
+    heavyConcurrency: 1,
+    heavyQueue: 4,
+    heavyMemoryBudget: 64 * MiB,
+    bulkMemoryBudget: 80 * MiB,
+    queueTimeout: 10_000,
     maxWidth: 8192,
     maxHeight: 8192,
     maxArea: 2 ** 24,
@@ -43,8 +89,19 @@ export function defaultLimits(): HttpLimits {
     maxUploadBytes: 2 ** 31,
     maxUploadPixels: DEFAULT_MAX_PIXELS,
     importConcurrency: 1,
-    importQueue: 4,
+    importQueue: 16,
+    uploadSpoolBytes: 2 ** 32,
+    headersTimeout: 10_000,
+    bodyTimeout: 30_000,
+    sendTimeout: 30_000,
+    maxConnections: 1024,
   }
+}
+
+/** What a response that decodes or encodes pixels costs: bytes it holds at its peak, pixels it reads and writes. */
+export interface Cost {
+  readonly memory: number
+  readonly pixels: number
 }
 
 /** Construction parameters of the HTTP server. */
@@ -72,8 +129,15 @@ const IMAGE_CACHE = 64
 export class HttpContext {
   readonly store: BlockStore
   readonly limits: HttpLimits
-  readonly work: WorkQueue
+  /** Crops, tiles and IIIF images under the heavy thresholds. */
+  readonly light: Lane
+  /** Renders over them: few at once, their own memory, so that light ones never wait behind them. */
+  readonly heavy: Lane
+  /** Streamed crops and exports over them (held for as long as their clients take to read). */
+  readonly bulk: Lane
   readonly imports: WorkQueue
+  /** Bytes of upload bodies on disk. */
+  readonly uploadSpool: Budget
   readonly publicUrl: string | undefined
   readonly tmpDir: string
   readonly importWorkers: number | undefined
@@ -81,12 +145,30 @@ export class HttpContext {
 
   constructor(init: ServerInit) {
     this.store = init.store
-    this.limits = { ...defaultLimits(), ...init.limits }
-    this.work = new WorkQueue({ concurrency: this.limits.concurrency, maxQueued: this.limits.queue })
-    this.imports = new WorkQueue({ concurrency: this.limits.importConcurrency, maxQueued: this.limits.importQueue })
+    const given = init.limits ?? {}
+    const limits = { ...defaultLimits(), ...given }
+    this.limits = given.uploadSpoolBytes === undefined ? { ...limits, uploadSpoolBytes: 2 * limits.maxUploadBytes } : limits
+    const l = this.limits
+    const lane = (name: string, concurrency: number, maxQueued: number, memory: number, retryAfter: number) =>
+      new Lane({ name, concurrency, maxQueued, memory, retryAfter, maxWait: l.queueTimeout })
+    this.light = lane('light', l.concurrency, l.queue, l.memoryBudget, 1)
+    this.heavy = lane('heavy', l.heavyConcurrency, l.heavyQueue, l.heavyMemoryBudget, 2)
+    this.bulk = lane('bulk', l.heavyConcurrency, l.heavyQueue, l.bulkMemoryBudget, 2)
+    this.imports = new WorkQueue({ concurrency: l.importConcurrency, maxQueued: l.importQueue })
+    this.uploadSpool = new Budget({ capacity: l.uploadSpoolBytes, maxQueued: 0, unit: 'bytes of upload spool' })
     this.publicUrl = init.publicUrl?.replace(/\/+$/, '')
     this.tmpDir = init.tmpDir ?? tmpdir()
     this.importWorkers = init.importWorkers
+  }
+
+  /**
+   * The lane of a response that costs `cost`: light up to `heavyPixels` pixels and a quarter of
+   * the light memory budget; beyond, heavy for a body computed at once (a IIIF image, a jpg or
+   * webp crop), bulk for one streamed band by band.
+   */
+  laneFor(cost: Cost, streamed: boolean): Lane {
+    if (cost.pixels <= this.limits.heavyPixels && cost.memory <= this.limits.memoryBudget / 4) return this.light
+    return streamed ? this.bulk : this.heavy
   }
 
   /**

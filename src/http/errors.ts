@@ -31,9 +31,22 @@ export function rangeNotSatisfiable(length: number): HttpError {
   })
 }
 
-/** 503: the work queue is full. */
-export function busy(): HttpError {
-  return new HttpError(503, 'ERR_BUSY', 'The server is busy; retry later', { 'retry-after': '1' })
+/** 503: a queue or budget is full; `retryAfter` seconds is a fair wait. */
+export function busy(retryAfter = 1, what = 'The server is busy'): HttpError {
+  return new HttpError(503, 'ERR_BUSY', `${what}; retry later`, { 'retry-after': String(retryAfter) })
+}
+
+/** 413: a response or body that could never fit the server's budget, whatever the load. */
+export function overBudget(message: string): HttpError {
+  return new HttpError(413, 'ERR_LIMIT', message)
+}
+
+/**
+ * 408: the client stopped sending its request (RFC 9110 §15.5.9). The connection is closed
+ * after the response: what is left of the body will never be read.
+ */
+export function requestTimeout(message: string): HttpError {
+  return new HttpError(408, 'ERR_TIMEOUT', message, { connection: 'close' })
 }
 
 /**

@@ -3,13 +3,16 @@
  * CID and the request, immutable caching of content-addressed responses, 304 on
  * If-None-Match (RFC 9110 §13.1.2), single byte ranges with If-Range (RFC 9110 §14), HEAD
  * without a body, and bodies that stream under an AbortSignal that fires when the client goes.
+ * Work on pixels runs in a lane (queue.ts): the response reserves its memory for its whole life
+ * and holds a slot only while it computes, never while its client is slow to read.
  */
 import { createHash } from 'node:crypto'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { AbortError } from '../errors.js'
 import type { Segment } from '../image.js'
 import { rangeNotSatisfiable } from './errors.js'
-import type { WorkQueue } from './queue.js'
+import type { Lane, Release, WorkQueue } from './queue.js'
 
 /**
  * Bumped whenever the bytes of a response for the same request change (an encoder's settings,
@@ -17,9 +20,10 @@ import type { WorkQueue } from './queue.js'
  */
 export const RESPONSE_VERSION = 1
 
-/** A response body: bytes in memory, a list of sized segments (each read when reached), or a stream. */
+/** A response body: bytes in memory (one array or several), a list of sized segments (each read when reached), or a stream. */
 export type Body =
   | { readonly kind: 'bytes'; readonly bytes: Uint8Array }
+  | { readonly kind: 'chunks'; readonly chunks: readonly Uint8Array[] }
   | { readonly kind: 'segments'; readonly length: number; readonly segments: readonly Segment[] }
   | {
       readonly kind: 'stream'
@@ -38,7 +42,16 @@ const CACHE_CONTROL: Record<CachePolicy, string> = {
   'no-store': 'no-store',
 }
 
-/** What to send. `body` runs only if the response is not a 304, inside a `queue` slot if given. */
+/** The lane a response computes in and the bytes it reserves there (context.ts, Cost). */
+export interface Work {
+  readonly lane: Lane
+  readonly memory: number
+}
+
+/**
+ * What to send. `body` runs only if the response is not a 304; with `work`, after its memory is
+ * reserved and inside a slot of its lane (and so does each chunk of a streamed body).
+ */
 export interface Representation {
   readonly type: string
   readonly etag?: string
@@ -47,7 +60,7 @@ export interface Representation {
   readonly status?: number
   /** Honour Range when the length is known (default true). */
   readonly ranges?: boolean
-  readonly queue?: WorkQueue
+  readonly work?: Work
   readonly body: () => Body | Promise<Body>
 }
 
@@ -111,7 +124,7 @@ export function requestSignal(reply: FastifyReply): AbortSignal {
   return controller.signal
 }
 
-/** Sends `rep` for `request`: conditional check, ranges, HEAD, streaming. */
+/** Sends `rep` for `request`: conditional check, memory and slot, ranges, HEAD, streaming. */
 export async function send(request: FastifyRequest, reply: FastifyReply, rep: Representation, signal: AbortSignal): Promise<FastifyReply> {
   reply.header('content-type', rep.type)
   reply.header('cache-control', CACHE_CONTROL[rep.cache])
@@ -121,16 +134,23 @@ export async function send(request: FastifyRequest, reply: FastifyReply, rep: Re
     reply.removeHeader('content-type')
     return reply.code(304).send()
   }
-  const release = rep.queue === undefined ? () => {} : await rep.queue.acquire(signal)
-  reply.raw.once('close', release)
+  const work = rep.work
+  // Held until the response is over (sent, failed or abandoned): what it allocates lives that long.
+  const memory = work === undefined ? () => {} : await work.lane.memory.acquire(work.memory, signal)
+  reply.raw.once('close', memory)
   let body: Body
   try {
-    body = await rep.body()
+    const slot = work === undefined ? () => {} : await work.lane.slots.acquire(signal)
+    try {
+      body = await rep.body()
+    } finally {
+      slot()
+    }
   } catch (error) {
-    release()
+    memory()
     throw error
   }
-  const length = body.kind === 'bytes' ? body.bytes.length : body.length
+  const length = body.kind === 'bytes' ? body.bytes.length : body.kind === 'chunks' ? totalLength(body.chunks) : body.length
   let range: [number, number] | undefined
   if (length !== undefined && rep.ranges !== false) {
     reply.header('accept-ranges', 'bytes')
@@ -140,7 +160,7 @@ export async function send(request: FastifyRequest, reply: FastifyReply, rep: Re
       try {
         range = parseRange(request.headers.range, length)
       } catch (error) {
-        release()
+        memory()
         throw error
       }
     }
@@ -152,25 +172,72 @@ export async function send(request: FastifyRequest, reply: FastifyReply, rep: Re
   if (range !== undefined) reply.header('content-range', `bytes ${start}-${end}/${length}`)
   if (length !== undefined) reply.header('content-length', String(end - start + 1))
   if (request.method === 'HEAD') {
-    release()
+    memory()
     return reply.send()
   }
   if (body.kind === 'bytes') {
-    release()
     const bytes = body.bytes.subarray(start, end + 1)
     return reply.send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length))
   }
+  if (body.kind === 'chunks') {
+    const slices = sliceChunks(body.chunks, start, end)
+    return reply.send(slices.length === 1 ? slices[0]! : Readable.from(paced(slices, signal), { objectMode: false }))
+  }
   const chunks = body.kind === 'segments' ? readSegments(body.segments, start, end, signal) : sliceStream(body.open(signal), range)
-  return reply.send(Readable.from(released(chunks, release), { objectMode: false }))
+  return reply.send(Readable.from(paced(chunks, signal, work?.lane.slots), { objectMode: false }))
 }
 
-/** Passes `chunks` through and calls `release` when they end, fail or are abandoned. */
-async function* released(chunks: AsyncIterable<Uint8Array>, release: () => void): AsyncGenerator<Uint8Array> {
-  try {
-    for await (const chunk of chunks) if (chunk.length > 0) yield chunk
-  } finally {
-    release()
+function totalLength(chunks: readonly Uint8Array[]): number {
+  return chunks.reduce((sum, chunk) => sum + chunk.length, 0)
+}
+
+/** Bytes `start..end` (inclusive) of the concatenated chunks, as Buffers (views, not copies). */
+function sliceChunks(chunks: readonly Uint8Array[], start: number, end: number): Buffer[] {
+  const out: Buffer[] = []
+  let at = 0
+  for (const chunk of chunks) {
+    const next = at + chunk.length
+    if (next > start && at <= end) {
+      const view = chunk.subarray(Math.max(0, start - at), Math.min(chunk.length, end + 1 - at))
+      out.push(Buffer.from(view.buffer, view.byteOffset, view.length))
+    }
+    at = next
   }
+  return out.length === 0 ? [Buffer.alloc(0)] : out
+}
+
+/**
+ * Passes `chunks` through, producing each one inside a slot of `slots` (when given) and
+ * releasing it before handing the chunk over: while a slow client keeps the stream from asking
+ * for more, the response holds its memory but no slot, so that it never keeps others from
+ * computing. The producer is closed when the stream ends, fails or is abandoned.
+ */
+async function* paced(
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  signal: AbortSignal,
+  slots?: WorkQueue,
+): AsyncGenerator<Uint8Array> {
+  const iterator = Symbol.asyncIterator in chunks ? chunks[Symbol.asyncIterator]() : toAsync(chunks[Symbol.iterator]())
+  try {
+    while (true) {
+      if (signal.aborted) throw new AbortError()
+      const release: Release = slots === undefined ? () => {} : await slots.acquire(signal)
+      let next: IteratorResult<Uint8Array>
+      try {
+        next = await iterator.next()
+      } finally {
+        release()
+      }
+      if (next.done) return
+      if (next.value.length > 0) yield next.value
+    }
+  } finally {
+    await iterator.return?.()
+  }
+}
+
+function toAsync<T>(iterator: Iterator<T>): AsyncIterator<T> {
+  return { next: async () => iterator.next() }
 }
 
 /** Bytes `start..end` (inclusive) of the concatenated segments, reading only the segments they touch. */

@@ -1,10 +1,11 @@
 /**
  * The Tessera HTTP server (spec/http.md): a fastify application over one open store. Routes
- * live in routes/; this file wires them with the cross-cutting pieces: CORS, raw upload
- * bodies, the one error handler, and the 404 for unknown routes.
+ * live in routes/; this file wires them with the cross-cutting pieces: timeouts for slow
+ * clients, CORS, raw upload bodies, the one error handler, and the 404 for unknown routes.
  */
 
 import { createRequire } from 'node:module'
+import { Socket } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { NotFoundError } from '../errors.js'
 import { HttpContext, type ServerInit } from './context.js'
@@ -71,8 +72,20 @@ function replyError(error: unknown, request: FastifyRequest, reply: FastifyReply
 /** Builds the server (not listening: call `listen`, or `inject` in tests). The caller closes the store. */
 export async function createServer(init: ServerInit): Promise<FastifyInstance> {
   const ctx = new HttpContext(init)
+  const { headersTimeout, sendTimeout, maxConnections } = ctx.limits
   const app = Fastify({
     logger: init.logger ?? false,
+    // Slow clients (spec/http.md §8): the header section must arrive within headersTimeout
+    // (node answers 408 and closes; it checks every connectionsCheckingInterval); a body may take
+    // as long as it keeps flowing (the upload route times out pauses), so there is no deadline
+    // for the whole request; a response waits at most sendTimeout for its client (onSend below).
+    http: {
+      headersTimeout,
+      requestTimeout: 0,
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))),
+    },
+    requestTimeout: 0,
+    connectionTimeout: 0,
     // CIDs are at most 128 characters (spec/format.md §4); longer values reach the CID parser
     // and get its 400 instead of a router 404.
     routerOptions: { maxParamLength: 512 },
@@ -83,6 +96,19 @@ export async function createServer(init: ServerInit): Promise<FastifyInstance> {
       reply.header('access-control-allow-origin', '*')
       replyError(error, request, reply)
     },
+  })
+
+  app.server.maxConnections = maxConnections
+
+  // A response whose client reads nothing for sendTimeout is abandoned: the socket's idle timer
+  // runs from the first byte of the response to its last (node resets it for the next request).
+  // Half of it: node lets a timer that finds a write's queue shrunk since the last check run once
+  // more (net.js, Socket.prototype._onTimeout), so a stalled client is dropped after one to two.
+  const idle = Math.max(1, Math.ceil(sendTimeout / 2))
+  app.addHook('onSend', async (_request, reply, payload) => {
+    const res = reply.raw
+    if (res.socket instanceof Socket) res.setTimeout(idle, () => res.destroy())
+    return payload
   })
 
   // Upload bodies are streamed to a file by the route itself, whatever their type.

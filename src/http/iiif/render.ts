@@ -5,7 +5,9 @@
  * from that level's pixels without resampling.
  */
 import { type Band, colorModelOf, formatOfExtension, pixelFormat, pyramidSizes, type Region, type TesseraImage } from '../../image.js'
-import type { IiifFormat, ResolvedRequest, SizeLimits } from './params.js'
+import type { Cost } from '../context.js'
+import { RESPONSE_BYTES, readBytes, writerBytes } from '../cost.js'
+import { IIIF_FORMATS, type IiifFormat, type ResolvedRequest, resolveSize, type SizeLimits } from './params.js'
 import { collect, orient, type Raster, rasterBands, resampleBands, toGray } from './raster.js'
 
 /** IIIF Image API 3.0 context and profile URIs (§5.2, §6). */
@@ -105,44 +107,60 @@ export function chooseLevel(image: TesseraImage, region: Region, width: number, 
   throw new Error('unreachable: level 0 always qualifies')
 }
 
-/** The output pixels of a resolved request, before quality and rotation. */
+/** The output pixels of a resolved request, before quality and rotation, band by band (§6.4 of spec/http.md). */
+export function outputBands(
+  image: TesseraImage,
+  request: Pick<ResolvedRequest, 'region' | 'width' | 'height'>,
+  options: { signal?: AbortSignal; reader?: TesseraImage['reader'] } = {},
+): AsyncIterable<Band> {
+  const { manifest } = image
+  const reader = options.reader ?? image.reader
+  const choice = chooseLevel(image, request.region, request.width, request.height)
+  const bands = reader.bands(choice.source, { level: choice.level, signal: options.signal })
+  if (choice.exact) return bands
+  return resampleBands(
+    {
+      sourceWidth: choice.source.width,
+      sourceHeight: choice.source.height,
+      ...choice.window,
+      channels: manifest.channels,
+      bitsPerSample: manifest.bitsPerSample,
+      width: request.width,
+      height: request.height,
+    },
+    bands,
+  )
+}
+
+/** The output pixels of a resolved request, before quality and rotation, as one raster. */
 export async function renderPixels(
   image: TesseraImage,
   request: Pick<ResolvedRequest, 'region' | 'width' | 'height'>,
   options: { signal?: AbortSignal; reader?: TesseraImage['reader'] } = {},
 ): Promise<Raster> {
   const { manifest } = image
-  const reader = options.reader ?? image.reader
-  const choice = chooseLevel(image, request.region, request.width, request.height)
-  const bands = reader.bands(choice.source, { level: choice.level, signal: options.signal })
   const shape = { width: request.width, height: request.height, channels: manifest.channels, bitsPerSample: manifest.bitsPerSample }
-  const output: AsyncIterable<Band> = choice.exact
-    ? bands
-    : resampleBands(
-        {
-          sourceWidth: choice.source.width,
-          sourceHeight: choice.source.height,
-          ...choice.window,
-          channels: manifest.channels,
-          bitsPerSample: manifest.bitsPerSample,
-          width: request.width,
-          height: request.height,
-        },
-        bands,
-      )
-  return collect(output, shape, options.signal)
+  return collect(outputBands(image, request, options), shape, options.signal)
+}
+
+/** Bands converted to gray (toGray, band by band). */
+async function* grayBands(bands: AsyncIterable<Band>, shape: Omit<Raster, 'data' | 'height'>): AsyncGenerator<Band> {
+  for await (const band of bands) {
+    const gray = toGray({ ...shape, height: band.height, data: band.data })
+    yield { y: band.y, height: band.height, data: gray.data }
+  }
 }
 
 /**
- * Encodes a raster with the output table's writer of a IIIF format (its extension); `icc` is
- * embedded (png, tif) when the colours are the stored ones. tif is deflate, not zstd: every
- * TIFF reader (and sharp's libvips) has it.
+ * Encodes bands of a `shape` image with the output table's writer of a IIIF format (its
+ * extension), into a list of chunks; `icc` is embedded (png, tif) when the colours are the
+ * stored ones. tif is deflate, not zstd: every TIFF reader (and sharp's libvips) has it.
  */
-export async function encodeRaster(raster: Raster, format: IiifFormat, icc?: Uint8Array): Promise<Uint8Array> {
+async function encodeBands(bands: AsyncIterable<Band>, shape: Omit<Raster, 'data'>, format: IiifFormat, icc?: Uint8Array) {
   const init = {
-    width: raster.width,
-    height: raster.height,
-    format: pixelFormat(colorModelOf(raster.channels), raster.bitsPerSample),
+    width: shape.width,
+    height: shape.height,
+    format: pixelFormat(colorModelOf(shape.channels), shape.bitsPerSample),
     ...(icc === undefined ? {} : { icc }),
     compression: 'deflate' as const,
     tileSize: 256,
@@ -150,19 +168,104 @@ export async function encodeRaster(raster: Raster, format: IiifFormat, icc?: Uin
     zstdLevel: 3,
   }
   const parts: Uint8Array[] = []
-  for await (const chunk of formatOfExtension(format)!.write(init, rasterBands(raster))) parts.push(chunk)
-  return new Uint8Array(Buffer.concat(parts))
+  for await (const chunk of formatOfExtension(format)!.write(init, bands)) parts.push(chunk)
+  return parts
 }
 
-/** The encoded image for a resolved request: pixels, gray, mirror and rotation, format (§4.6 order). */
-export async function renderImage(image: TesseraImage, request: ResolvedRequest, signal?: AbortSignal): Promise<Uint8Array> {
-  let raster = await renderPixels(image, request, { signal })
-  const toGrayscale = request.quality === 'gray' && raster.channels >= 3
-  if (toGrayscale) raster = toGray(raster)
-  raster = orient(raster, request.rotation.mirror, request.rotation.degrees)
-  signal?.throwIfAborted()
+/** Encodes a raster (see encodeBands) into one array. */
+export async function encodeRaster(raster: Raster, format: IiifFormat, icc?: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(Buffer.concat(await encodeBands(rasterBands(raster), raster, format, icc)))
+}
+
+/**
+ * The encoded image for a resolved request (§4.6 order: pixels, gray, mirror and rotation,
+ * format), as chunks. Without mirroring or rotation the bands stream from the store through the
+ * resampler and the gray conversion into the writer, so that only the writer holds the image
+ * (png and tif: compressed; jpg and webp: the 8-bit raster sharp needs); a rotation needs it whole.
+ */
+export async function renderImage(image: TesseraImage, request: ResolvedRequest, signal?: AbortSignal): Promise<Uint8Array[]> {
+  const { manifest } = image
+  const toGrayscale = request.quality === 'gray' && manifest.channels >= 3
+  const channels = toGrayscale ? (manifest.channels === 4 ? 2 : 1) : manifest.channels
+  const shape = { width: request.width, height: request.height, channels, bitsPerSample: manifest.bitsPerSample }
+  let bands = outputBands(image, request, { signal })
+  if (toGrayscale) bands = grayBands(bands, { ...shape, channels: manifest.channels })
+  const { mirror, degrees } = request.rotation
+  let oriented: Omit<Raster, 'data'> = shape
+  if (mirror || degrees !== 0) {
+    const raster = orient(await collect(bands, shape, signal), mirror, degrees)
+    signal?.throwIfAborted()
+    bands = rasterBands(raster)
+    oriented = raster
+  }
   // An RGB profile does not describe gray pixels: only the stored colours keep it.
-  const iccCid = image.manifest.metadata.icc
+  const iccCid = manifest.metadata.icc
   const icc = iccCid !== undefined && !toGrayscale ? await image.reader.store.get(iccCid, { signal }) : undefined
-  return encodeRaster(raster, request.format, icc)
+  return encodeBands(bands, oriented, request.format, icc)
+}
+
+/**
+ * What rendering `request` costs (spec/http.md §8): the source band read from the chosen level
+ * and its tiles' payloads, the resampler's rows, a gray band, the raster twice when it is
+ * rotated or mirrored, the writer's memory and the encoded output, which is held whole (its
+ * length is sent first). Pixels: those read from the level and those written.
+ */
+export function renderCost(
+  image: TesseraImage,
+  request: Pick<ResolvedRequest, 'region' | 'width' | 'height' | 'rotation' | 'quality' | 'format'>,
+): Cost {
+  const { manifest } = image
+  const choice = chooseLevel(image, request.region, request.width, request.height)
+  const source = { channels: manifest.channels, bitsPerSample: manifest.bitsPerSample }
+  const sourceBytes = manifest.channels * (manifest.bitsPerSample / 8)
+  const channels = request.quality === 'gray' && manifest.channels >= 3 ? (manifest.channels === 4 ? 2 : 1) : manifest.channels
+  const output = { channels, bitsPerSample: manifest.bitsPerSample }
+  const pixels = request.width * request.height
+  const raster = pixels * channels * (manifest.bitsPerSample / 8)
+  const read = readBytes(choice.source.width, choice.source.height, manifest.tileSize, source)
+  // The resampler's two rows of float64 accumulators and its output band (at most 1 MiB).
+  const resampled = choice.exact ? 0 : 2 * request.width * manifest.channels * 8 + 2 ** 20
+  const outputBand = choice.exact ? Math.min(choice.source.height, manifest.tileSize) * choice.source.width * sourceBytes : 2 ** 20
+  const gray = channels === manifest.channels ? 0 : outputBand
+  const oriented = request.rotation.mirror || request.rotation.degrees !== 0 ? 2 * raster : 0
+  const writer = writerBytes(request.format, pixels, output, 'deflate')
+  // png and tif: the compressed chunks, collected (at most the raster, plus headers).
+  const encoded = request.format === 'png' || request.format === 'tif' ? Math.ceil(1.01 * raster) + 2 ** 16 : 0
+  return {
+    memory: RESPONSE_BYTES + read + resampled + gray + oriented + writer + encoded,
+    pixels: choice.source.width * choice.source.height + pixels,
+  }
+}
+
+/**
+ * The size limits info.json states for `image` (§5.2): the server's, with `maxArea` lowered, if
+ * need be, so that any request within them fits `memory` bytes (the heavy lane's budget): the
+ * largest area whose `full/max` image (`^max` when upscaling is served), in the costliest
+ * format and rotated, still fits.
+ */
+export function imageLimits(image: TesseraImage, limits: SizeLimits, memory: number): SizeLimits {
+  const { width, height } = image.manifest
+  const fits = (area: number) => {
+    let w: number
+    let h: number
+    try {
+      ;[w, h] = resolveSize({ kind: 'max', upscale: limits.upscaling }, width, height, { ...limits, maxArea: area })
+    } catch {
+      return false // an area too small for the image's aspect ratio
+    }
+    const region = { x: 0, y: 0, width, height }
+    const worst = IIIF_FORMATS.map((format) =>
+      renderCost(image, { region, width: w, height: h, rotation: { mirror: false, degrees: 90 }, quality: 'default', format }),
+    )
+    return Math.max(...worst.map((cost) => cost.memory)) <= memory
+  }
+  if (fits(limits.maxArea)) return limits
+  let low = 1
+  let high = limits.maxArea
+  while (high - low > 1) {
+    const mid = Math.floor((low + high) / 2)
+    if (fits(mid)) low = mid
+    else high = mid
+  }
+  return { ...limits, maxArea: low }
 }

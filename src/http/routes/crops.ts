@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { LimitError } from '../../errors.js'
 import { COMPRESSIONS, type CropOutput, cropOutput, OUTPUT_FORMAT_NAMES, type Region, storedTile, type TesseraImage } from '../../image.js'
 import type { HttpContext } from '../context.js'
+import { cropCost } from '../cost.js'
 import { boolParam, enumParam, intParam, queryOf, regionParam } from '../params.js'
 import { etagFor, type Representation, requestSignal, send } from '../response.js'
 
@@ -24,8 +25,17 @@ function geometryHeaders(image: TesseraImage, region: Region, level: number): Re
   }
 }
 
-/** How to send a crop that the facade has prepared: under the output limits, in a work-queue slot unless it only copies. */
-function cropRepresentation(ctx: HttpContext, image: TesseraImage, output: CropOutput, etag: string): Representation {
+/**
+ * How to send a crop that the facade has prepared: under the output limits, in the lane its
+ * cost chooses, with that cost reserved (spec/http.md §8), unless it only copies payloads.
+ */
+function cropRepresentation(
+  ctx: HttpContext,
+  image: TesseraImage,
+  output: CropOutput,
+  etag: string,
+  compression: string | undefined,
+): Representation {
   const { format, level, length, segments } = output
   const { width, height, x, y } = output.region
   const { maxWidth, maxHeight, maxArea } = ctx.limits
@@ -34,6 +44,15 @@ function cropRepresentation(ctx: HttpContext, image: TesseraImage, output: CropO
       `A ${format.name} crop of ${width}x${height} exceeds the limits (maxWidth ${maxWidth}, maxHeight ${maxHeight}, maxArea ${maxArea}); use png or tiff`,
     )
   }
+  const { manifest } = image
+  const cost = cropCost({
+    width,
+    height,
+    tileSize: manifest.tileSize,
+    shape: { channels: manifest.channels, bitsPerSample: manifest.bitsPerSample },
+    format: format.name,
+    ...(format.compressions.length === 0 ? {} : { compression: compression ?? format.compressions[0]! }),
+  })
   return {
     type: format.mediaType,
     cache: 'immutable',
@@ -43,8 +62,8 @@ function cropRepresentation(ctx: HttpContext, image: TesseraImage, output: CropO
       'content-disposition': `inline; filename="${image.cid}-${level}-${x}-${y}-${width}-${height}.${format.extensions[0]}"`,
       'x-content-type-options': 'nosniff',
     },
-    // Copied payloads: nothing to decode, so no slot in the work queue.
-    ...(segments === undefined ? { queue: ctx.work } : {}),
+    // Copied payloads: nothing to decode, one block at a time: no lane.
+    ...(segments === undefined ? { work: { lane: ctx.laneFor(cost, !format.inMemory), memory: cost.memory } } : {}),
     body: () =>
       segments === undefined
         ? { kind: 'stream', ...(length === undefined ? {} : { length }), open: () => output.bytes() }
@@ -71,7 +90,7 @@ export function registerCropRoutes(app: FastifyInstance, ctx: HttpContext): void
     const options = { level, format, clip, signal, tmpDir: ctx.tmpDir, ...(compression === undefined ? {} : { compression }) }
     const output = await cropOutput(image, region, options)
     const etag = etagFor(image.cid.toString(), 'crop', [output.region, level, format, compression ?? null])
-    return send(request, reply, cropRepresentation(ctx, image, output, etag), signal)
+    return send(request, reply, cropRepresentation(ctx, image, output, etag, compression), signal)
   }
   app.route({ method: ['GET', 'HEAD'], url: '/images/:cid/crop', handler: crop(true) })
   app.route({ method: ['GET', 'HEAD'], url: '/images/:cid/export', handler: crop(false) })
@@ -95,7 +114,7 @@ export function registerCropRoutes(app: FastifyInstance, ctx: HttpContext): void
         const options = { level, format, signal, tmpDir: ctx.tmpDir, ...(compression === undefined ? {} : { compression }) }
         const output = await cropOutput(image, tile.region, options)
         const etag = etagFor(cid, 'tile', [level, column, row, format, compression ?? null])
-        return send(request, reply, cropRepresentation(ctx, image, output, etag), signal)
+        return send(request, reply, cropRepresentation(ctx, image, output, etag, compression), signal)
       }
       const { codec, tileSize } = image.manifest
       const representation: Representation = {

@@ -4,10 +4,10 @@
  * image information with the JSON-LD media type (§5.1), and image requests (§4).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { formatOfExtension } from '../../image.js'
+import { formatOfExtension, type TesseraImage } from '../../image.js'
 import type { HttpContext } from '../context.js'
-import { parseImageRequest, resolveRequest } from '../iiif/params.js'
-import { IIIF_CONTEXT, IIIF_PROFILE, imageInformation, renderImage } from '../iiif/render.js'
+import { parseImageRequest, resolveRequest, type SizeLimits } from '../iiif/params.js'
+import { IIIF_CONTEXT, IIIF_PROFILE, imageInformation, imageLimits, renderCost, renderImage } from '../iiif/render.js'
 import { queryOf } from '../params.js'
 import { etagFor, requestSignal, send } from '../response.js'
 
@@ -40,7 +40,18 @@ function wantsPlainJson(accept: string | undefined): boolean {
 /** Registers the IIIF routes. */
 export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const config = { errors: 'iiif' }
-  const limits = () => ctx.limits
+  // The limits of each image: the server's, with maxArea lowered to what the heavy lane's memory
+  // holds for its pixel format (render.ts, imageLimits). Images are immutable: computed once.
+  const cache = new WeakMap<TesseraImage, SizeLimits>()
+  const limits = (image: TesseraImage): SizeLimits => {
+    let found = cache.get(image)
+    if (found === undefined) {
+      const { maxWidth, maxHeight, maxArea, upscaling, heavyMemoryBudget } = ctx.limits
+      found = imageLimits(image, { maxWidth, maxHeight, maxArea, upscaling }, heavyMemoryBudget)
+      cache.set(image, found)
+    }
+    return found
+  }
 
   // §2: the base URI SHOULD lead to the image information, RECOMMENDED by a 303.
   for (const url of [`${IIIF_PREFIX}/:id`, `${IIIF_PREFIX}/:id/`]) {
@@ -69,7 +80,7 @@ export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void
       const signal = requestSignal(reply)
       const cid = image.cid.toString()
       const id = absoluteUrl(ctx, request, `${IIIF_PREFIX}/${cid}`)
-      const info = imageInformation(image, id, limits(), { manifestUrl: absoluteUrl(ctx, request, `/images/${cid}`) })
+      const info = imageInformation(image, id, limits(image), { manifestUrl: absoluteUrl(ctx, request, `/images/${cid}`) })
       const plain = wantsPlainJson(request.headers.accept)
       return send(
         request,
@@ -78,7 +89,7 @@ export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void
           type: plain ? 'application/json' : LD_JSON,
           // The document also depends on the base URL and the limits: revalidated, not immutable.
           cache: 'revalidate',
-          etag: etagFor(cid, 'iiif-info', [id, plain, limits()]),
+          etag: etagFor(cid, 'iiif-info', [id, plain, limits(image)]),
           headers: { link: PROFILE_LINK, vary: 'Accept' },
           body: () => ({ kind: 'bytes', bytes: Buffer.from(JSON.stringify(info)) }),
         },
@@ -97,7 +108,8 @@ export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void
       // §4: every parameter is checked before the image is even looked up.
       const parsed = parseImageRequest(p.region, p.size, p.rotation, p.quality)
       const image = await ctx.openImage(p.id)
-      const resolved = resolveRequest(parsed, image.manifest.width, image.manifest.height, limits())
+      const resolved = resolveRequest(parsed, image.manifest.width, image.manifest.height, limits(image))
+      const cost = renderCost(image, resolved)
       const signal = requestSignal(reply)
       const cid = image.cid.toString()
       const canonical = absoluteUrl(ctx, request, `${IIIF_PREFIX}/${cid}/${resolved.canonical}`)
@@ -107,13 +119,14 @@ export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void
         {
           type: formatOfExtension(resolved.format)!.mediaType,
           cache: 'immutable',
-          etag: etagFor(cid, 'iiif', resolved.canonical),
+          // The size too: what `max` means depends on the limits.
+          etag: etagFor(cid, 'iiif', [resolved.canonical, resolved.width, resolved.height]),
           headers: {
             link: `<${canonical}>;rel="canonical", ${PROFILE_LINK}`,
             'x-content-type-options': 'nosniff',
           },
-          queue: ctx.work,
-          body: async () => ({ kind: 'bytes', bytes: await renderImage(image, resolved, signal) }),
+          work: { lane: ctx.laneFor(cost, false), memory: cost.memory },
+          body: async () => ({ kind: 'chunks', chunks: await renderImage(image, resolved, signal) }),
         },
         signal,
       )

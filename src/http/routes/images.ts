@@ -2,14 +2,16 @@
  * Images: the list of stored images, one image's manifest as JSON (IPLD links as
  * `{"/": cid}`), its description, and uploads (POST or PUT a body to import it).
  */
-import { mkdtemp, open, rm } from 'node:fs/promises'
+import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { InvalidArgumentError, LimitError } from '../../errors.js'
 import { imageInfo, importImage, manifestJson } from '../../image.js'
 import type { HttpContext } from '../context.js'
+import { busy, requestTimeout } from '../errors.js'
 import { boolParam, enumParam, intParam, queryOf } from '../params.js'
+import type { Budget, Release } from '../queue.js'
 import { etagFor, requestSignal, send } from '../response.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
@@ -29,21 +31,97 @@ export function imageLinks(cid: string) {
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/
 
 /**
- * Writes the request body to `path`, failing with LimitError past `max` bytes. On failure the
- * request stream is left undestroyed, so that the 413 still reaches the client.
+ * Bodies under this are compressed on the main thread: starting the importer's threads costs
+ * more time and memory than compressing what such a body holds (its entropy, roughly).
  */
-async function receive(body: Readable, path: string, max: number, signal: AbortSignal): Promise<void> {
-  const file = await open(path, 'w')
-  try {
-    let received = 0
-    for await (const chunk of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+const INLINE_IMPORT_BYTES = 1 << 20
+
+/** Spool reservations grow by at least this much: not one per chunk. */
+const SPOOL_STEP = 1 << 20
+
+/** What receiving an upload needs. */
+interface ReceiveOptions {
+  /** Largest body: LimitError (413) past it. */
+  readonly max: number
+  /** The Content-Length, when the client gave one. */
+  readonly declared: number | undefined
+  /** Longest pause between two chunks of the body: 408 ERR_TIMEOUT past it. */
+  readonly idleTimeout: number
+  /** Bytes of upload bodies on disk: 503 ERR_BUSY when this one does not fit. */
+  readonly spool: Budget
+  readonly signal: AbortSignal
+}
+
+/** The body's chunks, failing with 408 when none comes for `idleTimeout` ms. */
+async function* flowing(body: Readable, idleTimeout: number, signal: AbortSignal): AsyncGenerator<Buffer> {
+  const iterator = (body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
+  while (true) {
+    let timer: NodeJS.Timeout | undefined
+    const idle = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(requestTimeout(`No bytes of the body arrived for ${idleTimeout / 1000} s: the upload is abandoned`)),
+        idleTimeout,
+      )
+    })
+    const pending = iterator.next()
+    // Given up on at a timeout, it fails when the connection closes: nobody waits for it then.
+    pending.catch(() => {})
+    try {
+      const next = await Promise.race([pending, idle])
+      if (next.done) return
       signal.throwIfAborted()
+      yield next.value
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+/**
+ * Writes the request body to `path` (created with the first byte) and returns the release of
+ * its spool reservation and its length. Nothing waits for an import turn while the body
+ * arrives: a client that stalls holds its socket and what it sent, no one else's turn
+ * (spec/http.md §4.4). On failure the request stream is left undestroyed, so that the error
+ * still reaches the client.
+ */
+async function receive(body: Readable, path: string, options: ReceiveOptions): Promise<{ release: Release; bytes: number }> {
+  const { max, declared, spool } = options
+  const held: Release[] = []
+  const release = () => {
+    for (const r of held) r()
+  }
+  let reserved = 0
+  /** Reserves `bytes` more, or `ahead` when that fits (fewer reservations for a body without a length). */
+  const reserve = (bytes: number, ahead: number) => {
+    for (const amount of ahead > bytes ? [ahead, bytes] : [bytes]) {
+      const granted = spool.tryAcquire(amount)
+      if (granted !== undefined) {
+        held.push(granted)
+        reserved += amount
+        return
+      }
+    }
+    throw busy(1, 'Too many uploads are being received')
+  }
+  let file: FileHandle | undefined
+  try {
+    if (declared !== undefined && declared > 0) reserve(declared, declared)
+    let received = 0
+    for await (const chunk of flowing(body, options.idleTimeout, options.signal)) {
       received += chunk.length
       if (received > max) throw new LimitError(`The body exceeds the ${max}-byte upload limit`)
+      if (received > reserved) reserve(received - reserved, Math.min(SPOOL_STEP, max - reserved, spool.capacity))
+      file ??= await open(path, 'wx')
       await file.write(chunk)
     }
+    // An empty body is an empty file: the importer refuses it with its own code.
+    file ??= await open(path, 'wx')
+    return { release, bytes: received }
+  } catch (error) {
+    release()
+    throw error
   } finally {
-    await file.close()
+    await file?.close()
   }
 }
 
@@ -148,24 +226,44 @@ export function registerImageRoutes(app: FastifyInstance, ctx: HttpContext): voi
       }
       const body = request.body instanceof Readable ? request.body : request.raw
       const signal = requestSignal(reply)
-      // Queued before the body is read: a waiting upload stays in the socket, not on disk.
-      const result = await ctx.imports.run(async () => {
-        const dir = await mkdtemp(join(ctx.tmpDir, 'tessera-upload-'))
+      const dir = await mkdtemp(join(ctx.tmpDir, 'tessera-upload-'))
+      let result: Awaited<ReturnType<typeof importImage>>
+      try {
+        const path = join(dir, name)
+        // The body first, then a turn in the import queue: only a received body waits for one.
+        let spooled: { release: Release; bytes: number }
         try {
-          const path = join(dir, name)
-          await receive(body, path, max, signal)
-          return await importImage(ctx.store, path, {
-            ...options,
-            maxPixels: ctx.limits.maxUploadPixels,
-            tmpDir: ctx.tmpDir,
+          spooled = await receive(body, path, {
+            max,
+            declared: declared === undefined ? undefined : Number(declared),
+            idleTimeout: ctx.limits.bodyTimeout,
+            spool: ctx.uploadSpool,
             signal,
-            ...(label === undefined ? {} : { label }),
-            ...(ctx.importWorkers === undefined ? {} : { workers: ctx.importWorkers }),
           })
-        } finally {
-          await rm(dir, { recursive: true, force: true })
+        } catch (error) {
+          // What is left of the body will not be read: the connection cannot carry another request.
+          reply.header('connection', 'close')
+          throw error
         }
-      }, signal)
+        try {
+          result = await ctx.imports.run(
+            () =>
+              importImage(ctx.store, path, {
+                ...options,
+                maxPixels: ctx.limits.maxUploadPixels,
+                tmpDir: ctx.tmpDir,
+                signal,
+                ...(label === undefined ? {} : { label }),
+                workers: ctx.importWorkers ?? (spooled.bytes < INLINE_IMPORT_BYTES ? 0 : undefined),
+              }),
+            signal,
+          )
+        } finally {
+          spooled.release()
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
       const cid = result.cid.toString()
       const m = result.manifest
       reply
