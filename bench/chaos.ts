@@ -11,6 +11,9 @@
  *           testdata/bad/crashers/ (replayed by test/import/fuzz.test.ts).
  *   corpus  the bad-input corpus (testdata/bad/make.ts) imported case by case in one process:
  *           expected codes, time, temporary disk, store unchanged, peak RSS.
+ *   kill    kill -9 at seeded moments of every writing command, readers beside them, then verify,
+ *           exact crops, a rerun and gc (scripts/chaos/kill.ts): --rounds N (default 240),
+ *           --store disk|s3.
  *
  * To add a part (e.g. kill -9 of writing commands), append a ChaosPart to PARTS: `run` gets the
  * seed and the parsed options and returns whether it passed and a summary.
@@ -21,6 +24,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { formatSummary, killChaos } from '../scripts/chaos/kill.js'
 import type { CaseResult } from '../test/import/bad-inputs-child.js'
 import { runFuzz } from '../test/import/fuzz.js'
 import { writeCorpus } from '../testdata/bad/make.js'
@@ -104,8 +108,17 @@ const corpus: ChaosPart = {
   },
 }
 
+const kill: ChaosPart = {
+  name: 'kill',
+  describe: 'kill -9 of every writing command at seeded moments, readers beside them (scripts/chaos/kill.ts; --rounds N, --store disk|s3)',
+  async run({ seed, options, log }) {
+    const summary = await killChaos({ seed, rounds: Number(options.rounds ?? 240), store: options.store === 's3' ? 's3' : 'disk', log })
+    return { ok: summary.failures.length === 0, summary: formatSummary(summary) }
+  },
+}
+
 /** The parts, in the order `npm run chaos` runs them. */
-export const PARTS: ChaosPart[] = [fuzz, corpus]
+export const PARTS: ChaosPart[] = [fuzz, corpus, kill]
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -114,6 +127,8 @@ async function main(): Promise<number> {
       seed: { type: 'string' },
       iterations: { type: 'string' },
       'timeout-ms': { type: 'string' },
+      rounds: { type: 'string' },
+      store: { type: 'string' },
       list: { type: 'boolean', default: false },
     },
     strict: false,

@@ -21,6 +21,7 @@ import { defaultStoreDir } from './store/location.js'
 import { openStoreAt, type StoreInit } from './store/open.js'
 
 export { type CropStats, emptyStats } from './crop/engine.js'
+export { TileCache, type TileCacheStats } from './crop/tile-cache.js'
 export {
   COMPRESSIONS,
   extensionFormat,
@@ -35,7 +36,7 @@ export { parseCid } from './format/block.js'
 export { pyramidSizes } from './format/grid.js'
 export type { Band, Region } from './format/interface.js'
 export { colorModelOf, pixelFormat } from './format/pixel.js'
-export { DEFAULT_MAX_PIXELS } from './import/limits.js'
+export { DEFAULT_MAX_PIXELS, DEFAULT_UPLOAD_MAX_PIXELS } from './import/limits.js'
 export type { BlockStore } from './store/interface.js'
 export type { ImportOptions, ImportResult }
 export { defaultStoreDir }

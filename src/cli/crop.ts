@@ -1,23 +1,40 @@
 /**
- * `tessera crop SPEC --region x,y,w,h` and `tessera export SPEC`: a region or a whole image (of
- * any level) in any output format, to a file or standard output (spec/outputs.md).
+ * `tessera crop INPUT --region x,y,w,h [--region ...]` and `tessera export SPEC`: regions or a
+ * whole image (of any level) in any output format, to files or standard output
+ * (spec/outputs.md). INPUT is a stored image (CID or dataset name), or an image file or
+ * standard input cropped as it streams, without importing it (spec/outputs.md, Stream cropping).
  */
+import { stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import type { Readable } from 'node:stream'
 import { type Command, Option } from 'commander'
-import { InvalidRegionError } from '../errors.js'
+import { InvalidArgumentError, InvalidRegionError } from '../errors.js'
 import type { Region } from '../format/interface.js'
 import { command, withStore, writeOutput } from './command.js'
 import type { CliIo } from './main.js'
 import { int, storeOption } from './output.js'
 
 const FORMATS = ['tiff', 'png', 'npy', 'pam', 'ppm', 'pgm', 'raw'] as const
+type Format = (typeof FORMATS)[number]
+
+const INPUT_HELP = `INPUT is, in this order: - (standard input, cropped as it streams); a CID, or CID/path, of the
+store; an existing file (PNG, PNM, TIFF, a Tessera CAR; JPEG, WebP, GIF through libvips),
+cropped as it is read, without importing it; else a dataset name (NAME/path) of the store.
+With several --region, -o is a pattern ({i}: the region's index from 0, {x} {y} {w} {h}:
+its numbers; e.g. crop-{i}.png) or a directory (DIR/crop-{i}.EXT); the input is read once.`
 
 /** The `crop` command. */
 export function cropCommand(io: CliIo): Command {
-  const crop = command(io, 'crop', 'crop a region of an image losslessly')
-    .argument('<cid>')
-    .requiredOption('--region <x,y,w,h>', 'region in pixels of the chosen level, origin top-left', parseRegion)
+  const crop = command(io, 'crop', 'crop regions of a stored image, an image file or standard input, losslessly')
+    .argument('<input>', 'CID, NAME/path, image file, or - for standard input (see below)')
+    .requiredOption(
+      '--region <x,y,w,h>',
+      'region in pixels of the chosen level, origin top-left; repeat for several outputs',
+      (value: string, previous: Region[] | undefined) => [...(previous ?? []), parseRegion(value)],
+    )
     .option('--clip', 'clip a region that extends past the image instead of failing')
-  return outputOptions(crop).action((spec: string, opts) => writeImage(io, spec, opts))
+    .addHelpText('after', `\n${INPUT_HELP}`)
+  return outputOptions(crop).action((spec: string, opts: CropArgs) => cropAny(io, spec, opts))
 }
 
 /** The `export` command. */
@@ -32,25 +49,123 @@ function outputOptions(cmd: Command): Command {
   const compression = new Option('--compression <c>', 'tiff: zstd (default), deflate, none; png: deflate (default), none')
   return cmd
     .addOption(storeOption())
-    .requiredOption('-o, --output <path>', 'output file, or - for standard output')
+    .requiredOption('-o, --output <path>', 'output file, - for standard output; with several regions a pattern or directory')
     .addOption(new Option('-f, --format <format>', 'output format (default: from the file extension, else tiff)').choices(FORMATS))
-    .option('--level <n>', 'pyramid level (0 = full resolution)', int, 0)
+    .option('--level <n>', 'pyramid level (0 = full resolution; a stored image or a Tessera CAR)', int, 0)
     .addOption(compression.choices(['zstd', 'deflate', 'none']))
-    .option('--stats', 'print the tiles and bytes read to standard error')
+    .option('--stats', 'print what was read (and, for a file or stream, rows decoded and peak memory) to standard error')
 }
 
 interface WriteArgs {
   readonly store?: string
   readonly output: string
-  readonly format?: (typeof FORMATS)[number]
+  readonly format?: Format
   readonly level: number
   readonly compression?: 'zstd' | 'deflate' | 'none'
   readonly stats?: boolean
-  readonly region?: Region
   readonly clip?: boolean
 }
 
-async function writeImage(io: CliIo, spec: string, opts: WriteArgs): Promise<void> {
+interface CropArgs extends WriteArgs {
+  readonly region: readonly Region[]
+}
+
+/** Where the input of `crop` comes from (see INPUT_HELP). */
+async function inputKind(io: CliIo, spec: string): Promise<'stdin' | 'store' | 'file'> {
+  if (spec === '-') return 'stdin'
+  const head = spec.split('/')[0]!
+  // CID strings (base32, base58btc, base36) are alphanumeric: file names with a dot are not
+  // tried, which spares a stream crop loading the facade.
+  if (/^[A-Za-z0-9]+$/.test(head)) {
+    const { parseCid } = await import('../image.js')
+    try {
+      parseCid(head)
+      return 'store'
+    } catch {
+      // Not a CID: a file if there is one, else a name.
+    }
+  }
+  const stats = await stat(resolve(io.cwd, spec)).catch(() => undefined)
+  return stats !== undefined && !stats.isDirectory() ? 'file' : 'store'
+}
+
+async function cropAny(io: CliIo, spec: string, opts: CropArgs): Promise<void> {
+  const regions = opts.region
+  const kind = await inputKind(io, spec)
+  const outputs = await outputPaths(io, opts, regions)
+  if (kind === 'store') {
+    for (let i = 0; i < regions.length; i++)
+      await writeImage(io, spec, { ...opts, output: outputs[i]!.path, format: outputs[i]!.format }, regions[i])
+    return
+  }
+  const { cropStream } = await import('../stream/index.js')
+  const stdin = (io as CliIo & { readonly stdin?: Readable }).stdin ?? process.stdin
+  const input = kind === 'stdin' ? stdin : resolve(io.cwd, spec)
+  const crop = await cropStream(input, regions, {
+    format: outputs[0]!.format,
+    compression: opts.compression,
+    clip: opts.clip === true,
+    level: opts.level,
+  })
+  // Every output at once: they are fed by one pass over the input. The first failure stops the
+  // pass, so the others fail too and remove their partial files.
+  const results = await Promise.allSettled(
+    crop.outputs.map(async (output, i) => {
+      try {
+        await writeOutput(io, outputs[i]!.path, output.bytes())
+      } catch (error) {
+        void crop.close(error)
+        throw error
+      }
+    }),
+  )
+  await crop.done.catch(() => undefined)
+  const failed = results.find((result) => result.status === 'rejected')
+  if (failed !== undefined) throw failed.reason
+  if (opts.stats) {
+    const { bytesRead, inputBytes, rowsDecoded, tilesDecoded } = crop.stats
+    const of = inputBytes === undefined ? '' : ` of ${inputBytes} (${((100 * bytesRead) / Math.max(1, inputBytes)).toFixed(1)}%)`
+    const rss = (process.resourceUsage().maxRSS / 1024).toFixed(0)
+    io.stderr.write(
+      `input bytes read: ${bytesRead}${of}, rows decoded: ${rowsDecoded}, tiles decoded: ${tilesDecoded}, peak RSS: ${rss} MiB\n`,
+    )
+  }
+}
+
+/**
+ * Each region's output path and format: `-o` itself for one region; with several, `-o` as a
+ * pattern ({i} {x} {y} {w} {h}) or a directory. Checked before anything is read.
+ */
+async function outputPaths(io: CliIo, opts: WriteArgs, regions: readonly Region[]): Promise<Array<{ path: string; format: Format }>> {
+  const output = opts.output
+  const pattern = /\{[ixywh]\}/.test(output)
+  if (regions.length === 1 && !pattern) return [{ path: output, format: opts.format ?? formatFromPath(output) ?? 'tiff' }]
+  if (output === '-')
+    throw new InvalidArgumentError(
+      'Several regions cannot all go to standard output: give -o a pattern such as crop-{i}.tiff, or a directory',
+    )
+  let template = output
+  if (!pattern) {
+    const isDir = output.endsWith('/') || (await stat(resolve(io.cwd, output)).catch(() => undefined))?.isDirectory() === true
+    if (!isDir) {
+      throw new InvalidArgumentError(
+        `With several regions, -o must be a pattern with {i} (e.g. crop-{i}.png) or a directory, not ${output}`,
+      )
+    }
+    const format = opts.format ?? 'tiff'
+    template = `${output.replace(/\/+$/, '')}/crop-{i}.${format === 'tiff' ? 'tif' : format === 'raw' ? 'bin' : format}`
+  }
+  const format = opts.format ?? formatFromPath(template) ?? 'tiff'
+  const paths = regions.map((r, i) =>
+    template.replace(/\{([ixywh])\}/g, (_, key: string) => String({ i, x: r.x, y: r.y, w: r.width, h: r.height }[key])),
+  )
+  const duplicate = paths.find((path, i) => paths.indexOf(path) !== i)
+  if (duplicate !== undefined)
+    throw new InvalidArgumentError(`Two regions would both be written to ${duplicate}: add {i} to the -o pattern`)
+  return paths.map((path) => ({ path, format }))
+}
+
+async function writeImage(io: CliIo, spec: string, opts: WriteArgs, region?: Region): Promise<void> {
   const { openImage, cropImage, exportImage, emptyStats } = await import('../image.js')
   const { resolveImage } = await import('../dataset/dataset.js')
   const stats = emptyStats()
@@ -58,7 +173,7 @@ async function writeImage(io: CliIo, spec: string, opts: WriteArgs): Promise<voi
     const image = await openImage(store, await resolveImage(store, spec))
     const format = opts.format ?? formatFromPath(opts.output) ?? 'tiff'
     const options = { format, level: opts.level, stats, clip: opts.clip === true, compression: opts.compression }
-    await writeOutput(io, opts.output, await (opts.region ? cropImage(image, opts.region, options) : exportImage(image, options)))
+    await writeOutput(io, opts.output, await (region ? cropImage(image, region, options) : exportImage(image, options)))
   })
   if (opts.stats) {
     const { tilesRead, tileBytesRead, indexBlocksRead } = stats
@@ -66,7 +181,7 @@ async function writeImage(io: CliIo, spec: string, opts: WriteArgs): Promise<voi
   }
 }
 
-function formatFromPath(path: string): (typeof FORMATS)[number] | undefined {
+function formatFromPath(path: string): Format | undefined {
   const ext = /\.([a-z]+)$/i.exec(path)?.[1]?.toLowerCase()
   if (ext === 'tif') return 'tiff'
   if (ext === 'bin') return 'raw'

@@ -26,6 +26,12 @@ sharp.unblock({
   ],
 })
 
+// libvips' operation cache is never hit here (every decode and encode is of new pixels) and
+// only holds memory after the work is done; one thread per operation, since callers already
+// run operations side by side (two imports, a server's renders) on two cores.
+sharp.cache(false)
+sharp.concurrency(1)
+
 /**
  * 'warning' (sharp's default, its strictest level) is the only one that rejects JPEGs with
  * corrupt entropy data ("premature end of data segment"); 'error' and 'truncated' decode them

@@ -3,7 +3,7 @@
  * images (their manifests and index blocks are immutable, so keeping them is always correct).
  */
 import { availableParallelism, tmpdir } from 'node:os'
-import { type BlockStore, DEFAULT_MAX_PIXELS, imageRootCid, openImage, type TesseraImage } from '../image.js'
+import { type BlockStore, DEFAULT_UPLOAD_MAX_PIXELS, imageRootCid, openImage, type TesseraImage, TileCache } from '../image.js'
 import { Budget, Lane, WorkQueue } from './queue.js'
 
 /** Server limits (spec/http.md §8). Times are in milliseconds, sizes in bytes. */
@@ -87,7 +87,7 @@ export function defaultLimits(): HttpLimits {
     maxArea: 2 ** 24,
     upscaling: true,
     maxUploadBytes: 2 ** 31,
-    maxUploadPixels: DEFAULT_MAX_PIXELS,
+    maxUploadPixels: DEFAULT_UPLOAD_MAX_PIXELS,
     importConcurrency: 1,
     importQueue: 16,
     uploadSpoolBytes: 2 ** 32,
@@ -120,6 +120,11 @@ export interface ServerInit {
   readonly importWorkers?: number
   /** fastify's logger option (pino): false, true, or pino options. Default false. */
   readonly logger?: boolean | Record<string, unknown>
+  /**
+   * Bytes of decoded tiles kept for the requests that follow (a viewer's neighbouring tiles,
+   * overlapping crops), each tile decoded once however many ask at once; 0: none. Default 64 MiB.
+   */
+  readonly tileCacheBytes?: number
 }
 
 /** Images kept open (manifest + reader with its index-block cache). */
@@ -141,6 +146,8 @@ export class HttpContext {
   readonly publicUrl: string | undefined
   readonly tmpDir: string
   readonly importWorkers: number | undefined
+  /** Decoded tiles shared by every request (undefined: off); `tileCache.stats` counts requested vs decoded. */
+  readonly tileCache: TileCache | undefined
   readonly #images = new Map<string, Promise<TesseraImage>>()
 
   constructor(init: ServerInit) {
@@ -159,6 +166,8 @@ export class HttpContext {
     this.publicUrl = init.publicUrl?.replace(/\/+$/, '')
     this.tmpDir = init.tmpDir ?? tmpdir()
     this.importWorkers = init.importWorkers
+    const cacheBytes = init.tileCacheBytes ?? 64 << 20
+    this.tileCache = cacheBytes > 0 ? new TileCache({ maxBytes: cacheBytes }) : undefined
   }
 
   /**
@@ -186,7 +195,10 @@ export class HttpContext {
       return cached
     }
     // Not under the request's signal: other requests may be waiting for the same opening.
-    const opening = openImage(this.store, cid)
+    const opening = openImage(this.store, cid).then((image) => {
+      if (this.tileCache !== undefined) image.reader.tileCache = this.tileCache
+      return image
+    })
     this.#images.set(key, opening)
     // Failures are not cached: a missing image may be uploaded a moment later.
     opening.catch(() => this.#images.delete(key))

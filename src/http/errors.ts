@@ -67,6 +67,9 @@ const DEFAULT_STATUS: Record<string, number> = {
   ERR_INTEGRITY: 500,
   ERR_STORE: 503,
   ERR_STORE_LOCKED: 503,
+  ERR_STORE_CONFIG: 500,
+  // A commit lost a race with another writer (a dataset's head moved): the client may retry.
+  ERR_CONFLICT: 409,
   ERR_ABORTED: 499,
 }
 

@@ -32,7 +32,8 @@ let flatCid: string
 let smoothCid: string
 
 beforeAll(async () => {
-  fx = await fixture()
+  // No decoded-tile cache: the tests below count the tiles each request reads from the store.
+  fx = await fixture({ tileCacheBytes: 0 })
   cid = await importTestImage(fx, 'spec', source)
   grayCid = await importTestImage(fx, 'gray', gray)
   deepCid = await importTestImage(fx, 'deep', deep, { tileSize: 32 })
