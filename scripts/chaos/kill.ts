@@ -18,22 +18,26 @@
  *    fresh; crops through the facade and through DecodePool, at every pyramid level) on every
  *    image committed before the round, each crop compared with the oracle
  *    (test/helpers/oracle.ts);
- * 2. runs the command (the built CLI, bin/tessera.js) and SIGKILLs it after a seeded delay: a
- *    phase (startup, early, middle, late) and a point in it, scaled by the command's duration
- *    measured first (a calibration epoch, then every rerun); a quarter of the `gc` and `repair`
- *    rounds are killed by the command itself at a named step (TESSERA_TEST_KILL_AT);
+ * 2. runs the command (the built CLI, bin/tessera.js; `serve` for an upload) and SIGKILLs it:
+ *    after a seeded delay, a phase (startup, early, middle, late) and a point in it, scaled by the
+ *    command's duration measured first (a calibration epoch, then every run to its end); or, a
+ *    fifth of the time, 0-2 ms after its first record appears in the log (what happens after a
+ *    commit: lease deletion, checkpoints, a collection's purge); a quarter of the `gc` and
+ *    `repair` rounds are killed by the command itself at a named step (TESSERA_TEST_KILL_AT).
+ *    In a third of the rounds the log is first padded (in this process) so that the command's
+ *    first commit is a multiple of 64: it writes a checkpoint and prunes the log;
  * 3. checks: `tessera verify --all` exits 0 (after the rerun when the round damaged the store);
  *    every image committed before crops exactly; whatever the store lists (what the killed
  *    command committed part of) is a known image and crops exactly; the rerun succeeds and the
  *    store then holds exactly what the model says; every reader crop was exact (a coded error
  *    is accepted only while the store is damaged); two collections later no orphan is left (no
- *    pack that the state does not name, no lease, no gc.lock) and everything still crops exactly.
+ *    pack that the state does not name, no gc.lock) and everything still crops exactly.
  *
  * Every choice comes from `--seed` (epoch e, round r: mix(mix(seed, e + 1), r + 1)); a failing
  * round prints the command line that replays its epoch up to it with the same kill delay. A
  * failing round ends its epoch (its store is kept for inspection); the run goes on with the
- * next. Leftovers that are not failures (`.tmp-` files in the store, files in the commands'
- * TMPDIR) are counted in the summary.
+ * next. Leftovers that are not failures (`.tmp-` files in the store, dead writers' leases no
+ * collection deletes, files in the commands' TMPDIR) are listed in the summary.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -1056,7 +1060,7 @@ class KillChaos {
     if (kill.phase === 'commit' && watch !== undefined) {
       // The first record after the state read before the command started: the command's commit.
       const after = `log/${String(watch.gen).padStart(12, '0')}.json`
-            const every = this.backend === 's3' ? 25 : 1
+      const every = this.backend === 's3' ? 25 : 1
       for (;;) {
         if (over) return false
         let seen = false
@@ -1068,7 +1072,7 @@ class KillChaos {
         await sleep(every)
       }
     }
-        if (kill.delayMs > 0) await Promise.race([ended, sleep(kill.delayMs)])
+    if (kill.delayMs > 0) await Promise.race([ended, sleep(kill.delayMs)])
     return !over
   }
 

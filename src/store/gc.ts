@@ -201,6 +201,12 @@ export async function collectStore(
       await driver.delete(indexKey(name))
     }
     for (const owner of expired) await driver.delete(leaseKey(owner))
+    // Leases of writers that died before their first pack, or after their commit: nothing to collect but the lease.
+    const unnamed = [...sizes.keys()].map((key) => /^packs\/(.+)\.(?:pack|idx)$/.exec(key)?.[1] ?? '')
+    const owners = new Set(unnamed.filter((name) => !store.state.packs.has(name) && !store.state.dropped.has(name)).map(txnOfPack))
+    for (const lease of leases) {
+      if (lease.txn !== txn && !owners.has(lease.txn) && !isLive(lease, store.init.leaseMs)) await driver.delete(leaseKey(lease.txn))
+    }
     await purge(store, txn, options)
     options.onPhase?.('packs-deleted')
     const live = (await store.leases(options)).filter((lease) => isLive(lease, store.init.leaseMs))
@@ -223,14 +229,16 @@ async function purge(store: ObjectBlockStore, self: string, options?: AbortOptio
       const live = (await store.leases(options)).filter((lease) => lease.txn !== self && isLive(lease, store.init.leaseMs, now))
       const purged = [...store.state.dropped].filter(([, dropGen]) => !live.some((lease) => lease.base < dropGen)).map(([name]) => name)
       if (purged.length === 0) return
-      const record: LogRecord = { gen: store.state.gen + 1, time: Date.now(), base: store.state.gen, txn: self, purge: purged }
-      // Recorded first: a reader of an older view that misses a purged pack looks at the log again.
-      if (!(await appendRecord(driver, record, options))) continue
-      if (!store.adopt(record, new Map())) await store.refresh(options)
+      // Deleted first, recorded after: killed in between, the next collection finds them still
+      // dropped and deletes (nothing) again. (Recorded first, a kill would leave files that no
+      // record names.) Nobody reads a dropped pack but a rescuing writer, and no live one can.
       for (const name of purged) {
         await driver.delete(packKey(name))
         await driver.delete(indexKey(name))
       }
+      const record: LogRecord = { gen: store.state.gen + 1, time: Date.now(), base: store.state.gen, txn: self, purge: purged }
+      if (!(await appendRecord(driver, record, options))) continue
+      if (!store.adopt(record, new Map())) await store.refresh(options)
       return
     }
   })
