@@ -51,7 +51,7 @@
 #   * `tr </dev/urandom | head` and `cmd | grep -q` die of SIGPIPE under pipefail: avoided.
 #   * AWS SDK for JS >= 3.729 sends CRC32 checksums and aws-chunked bodies by default, which
 #     Ceph 16 rejects (411 MissingContentLength): hence the *_CHECKSUM_* = WHEN_REQUIRED exports.
-#   * the SDK's credential chain ends at the EC2 metadata service (169.254.169.254, off
+#   * the SDK's credential chain ends at the cloud instance-metadata service (off
 #     loopback): AWS_EC2_METADATA_DISABLED=true.
 set -euo pipefail
 

@@ -25,7 +25,7 @@ export async function withStore<T>(
   io: CliIo,
   opts: { readonly store?: string },
   fn: (store: BlockStore, location: string) => Promise<T>,
-  init: { readonly create?: boolean; readonly lockTimeout?: number } = { create: false },
+  init: { readonly create?: boolean } = { create: false },
 ): Promise<T> {
   const { openStore } = await import('../image.js')
   const location = await storeDir(io, opts.store)

@@ -10,16 +10,13 @@ export function gcCommand(io: CliIo): Command {
   return command(io, 'gc', 'delete the blocks no pin, dataset (with its history) or reference reaches, and reclaim their disk space')
     .addOption(storeOption())
     .option('--dry-run', 'report what would be deleted, change nothing')
-    .option('--lock-timeout <ms>', 'wait this long for another process to release the store', int, 30_000)
+    .option('--lock-timeout <ms>', 'wait this long for another collection of the store to finish', int, 30_000)
     .option('--json', 'print JSON')
     .action(async (opts) => {
       const onPhase = testKillSwitch(io.env.TESSERA_TEST_KILL_AT)
       const dryRun = opts.dryRun === true
       const { collectGarbage } = await import('../dataset/maintenance.js')
-      const result = await withStore(io, opts, (store) => collectGarbage(store, { dryRun, onPhase }), {
-        create: false,
-        lockTimeout: opts.lockTimeout,
-      })
+      const result = await withStore(io, opts, (store) => collectGarbage(store, { dryRun, onPhase, lockTimeout: opts.lockTimeout }))
       if (opts.json) {
         io.stdout.write(`${JSON.stringify(result)}\n`)
         return

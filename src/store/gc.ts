@@ -46,7 +46,7 @@ export async function collectStore(
   signal?.throwIfAborted()
   const driver = store.driver
   const txn = newTxnId()
-  await takeLock(store, txn)
+  await takeLock(store, txn, options.lockTimeout ?? 0)
   const renewal = setInterval(
     () => {
       writeLock(store, txn).catch(() => {})
@@ -341,22 +341,26 @@ async function copyGroup(
   options?.onPhase?.('pack-written')
 }
 
-async function takeLock(store: ObjectBlockStore, txn: string): Promise<void> {
+async function takeLock(store: ObjectBlockStore, txn: string, timeout: number): Promise<void> {
   const driver = store.driver
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const deadline = Date.now() + timeout
+  for (;;) {
     if (await driver.put(LOCK, leaseBytes({ txn, base: 0, time: Date.now() }), { ifAbsent: true })) return
     const bytes = await driver.get(LOCK)
     const holder = bytes === undefined ? undefined : (JSON.parse(new TextDecoder().decode(bytes)) as Lease)
     if (holder !== undefined && isLive(holder, store.init.leaseMs)) {
-      throw new StoreError(
-        'ERR_STORE_LOCKED',
-        `Another garbage collection of ${driver.location} is running (${holder.host ?? '?'} pid ${holder.pid ?? '?'})`,
-      )
+      if (Date.now() >= deadline) {
+        throw new StoreError(
+          'ERR_STORE_LOCKED',
+          `Another garbage collection of ${driver.location} is running (${holder.host ?? '?'} pid ${holder.pid ?? '?'})`,
+        )
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      continue
     }
-    // Its collector died: the next attempt takes the lock over.
-    await driver.delete(LOCK)
+    // Its collector died: take the lock over (a rival doing the same loses the create-only put).
+    if (holder !== undefined) await driver.delete(LOCK)
   }
-  throw new StoreError('ERR_STORE_LOCKED', `Another garbage collection of ${driver.location} is starting`)
 }
 
 async function writeLock(store: ObjectBlockStore, txn: string): Promise<void> {

@@ -33,6 +33,8 @@ export type KeepBlock = (multihash: Uint8Array) => boolean
 export interface CollectOptions extends AbortOptions {
   /** Compute what would be deleted and reclaimed, change nothing (default false). */
   readonly dryRun?: boolean
+  /** How long to wait for another collection of the store to finish, in ms (default 0: ERR_STORE_LOCKED at once). */
+  readonly lockTimeout?: number
   /** Called as the collection passes each step (spec/store.md §10): for progress and crash tests. */
   readonly onPhase?: (phase: CollectPhase) => void
 }
