@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tiledImage, writeJunk, writeTiled } from '../dataset/images.js'
 import { type CliRun, runCli } from '../helpers/cli.js'
 import { naiveCrop, type TestImage } from '../helpers/oracle.js'
+import { random } from '../helpers/random.js'
 
 const root = new URL('../../', import.meta.url).pathname
 const bin = join(root, 'bin/tessera.js')
@@ -21,19 +22,6 @@ let dir: string
 
 async function run(store: string, ...argv: string[]): Promise<CliRun> {
   return runCli(store, dir, argv)
-}
-
-/** A seeded xorshift generator: the same kill moments every run. */
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    return x / 2 ** 32
-  }
 }
 
 function full(image: TestImage): Buffer {

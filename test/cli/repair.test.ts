@@ -15,6 +15,7 @@ import { tiledImage, writeTiled } from '../dataset/images.js'
 import { type CliRun, runCli } from '../helpers/cli.js'
 import { naiveCrop, type TestImage } from '../helpers/oracle.js'
 import { cliIsStale } from '../helpers/processes.js'
+import { random } from '../helpers/random.js'
 
 let dir: string
 let template: string
@@ -60,19 +61,6 @@ function start(store: string, args: string[], env: Record<string, string> = {}) 
     }),
   )
   return { child, exit }
-}
-
-/** A seeded xorshift generator: the same kill moments every run. */
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    return x / 2 ** 32
-  }
 }
 
 function full(image: TestImage): Buffer {

@@ -18,19 +18,7 @@ import {
 } from '../../src/dataset/tree.js'
 import { type Block, cidOf, DAG_CBOR, MAX_BLOCK_BYTES } from '../../src/format/block.js'
 import { MemoryBlockStore } from '../../src/store/memory.js'
-
-/** A seeded xorshift generator: the same cases every run. */
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    return x / 2 ** 32
-  }
-}
+import { random } from '../helpers/random.js'
 
 const image = cidOf(DAG_CBOR, new TextEncoder().encode('an image root'))
 

@@ -26,22 +26,10 @@ import { openStoreAt } from '../../src/store/open.js'
 import { tiledImage, writeTiled } from '../dataset/images.js'
 import { makeImage, naiveCrop, type TestImage, writePam } from '../helpers/oracle.js'
 import { ChildError, cliIsStale, killAll, runCli, StoreChild, startCli } from '../helpers/processes.js'
+import { random } from '../helpers/random.js'
 import { deleteS3Prefix, missingS3, s3RunUrl } from '../helpers/s3.js'
 
 const SEED = Number(process.env.TESSERA_TEST_SEED ?? Math.floor(Math.random() * 1e6))
-
-/** A seeded xorshift generator. */
-function random(seed: number): () => number {
-  let x = seed >>> 0 || 1
-  return () => {
-    x ^= x << 13
-    x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5
-    x >>>= 0
-    return x / 2 ** 32
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
