@@ -1,5 +1,5 @@
 /**
- * The links of a block, for the store's own safety checks (spec/store.md §10.3): every CID
+ * The links of a block, for the store's own safety checks (spec/store.md §10.2): every CID
  * inside a dag-cbor block; none in a raw block. The store still knows nothing of images: this
  * is IPLD's generic notion of a link.
  */

@@ -633,7 +633,7 @@ class ObjectWriter implements BlockWriter {
         }
       }
       // A collection dropped packs while this transaction was open: make sure nothing it
-      // links to lives only in them (spec/store.md §10.3), copying what does.
+      // links to lives only in them (spec/store.md §10.2), copying what does.
       if (dropped && markFloor !== undefined) await this.#rescue(markFloor, options)
       const record: LogRecord = {
         gen: state.gen + 1,
