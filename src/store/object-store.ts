@@ -57,7 +57,7 @@ export interface ObjectStoreInit {
   readonly refreshMs?: number
 }
 
-/** Where a block is: its pack, offset and length, and the codec it was written under. */
+/** Where a block is: its pack, and its offset and length there. */
 interface Found {
   readonly pack: string
   readonly offset: number
