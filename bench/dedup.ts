@@ -1,49 +1,70 @@
 /**
- * `npm run bench:dedup`: the screenshot archive (dataset issue). Renders a series of desktop
- * screenshots with bench/make-screens.ts (once, into bench/data/screens), imports it as a
- * dataset with tiles of 256, 128 and 64 pixels, and prints side by side: the PNG files' size;
- * the stored size in Tessera; the simple alternative a user would script (each frame stored as
- * a lossless PNG delta against the previous one when few pixels differ, else as a full PNG);
- * import throughput; and the time to crop a 512x512 region of a random frame, which Tessera
- * does reading only that frame's tiles while the delta chain must replay every delta since
- * the last full frame. Timings are medians (the machine is shared and noisy).
+ * `npm run bench:dedup`: the screenshot archive (issue 11). Renders a series of desktop
+ * screenshots with bench/make-screens.ts (once, into bench/data/screens), then measures, in
+ * one run:
  *
- *   npm run bench:dedup [-- --frames 120] [--seed 7] [--crops 25] [--jobs 2] [--data bench/data]
+ * - the PNG files' bytes, and a 512x512 crop of a random frame decoded from its PNG;
+ * - every frame's raw pixels in one `zstd --long=31 -12` stream (no random access at all):
+ *   the information in the archive, as the issue's yardstick;
+ * - Tessera with the dataset defaults (`tessera import DIR --dataset`: delta tiles on,
+ *   DATASET_DEFAULTS) and the same import with `--no-deltas`: everything on disk in the
+ *   store's directory (packs, indexes, log: manifests, index blocks and dataset trees
+ *   included), frames/s and peak RSS of the `tessera import` process (time(1)), and crops of
+ *   the same random regions of the same random frames, in process (median = p50, and p90);
+ * - optionally (`--chain`) the script a user would write: each frame a PNG of its difference
+ *   from the previous one when few pixels changed, else a full PNG.
+ *
+ * Targets (issue 11) are printed with each figure and whether it is met. Timings are medians
+ * (the machine is shared and noisy).
+ *
+ *   npm run bench:dedup [-- --frames 400] [--seed 7] [--crops 100] [--jobs 2] [--chain] [--data bench/data]
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import sharp from 'sharp'
-import { datasetUsage } from '../src/dataset/accounting.js'
+import { datasetUsage, type Usage } from '../src/dataset/accounting.js'
 import { datasetHead, resolveImage } from '../src/dataset/dataset.js'
-import { importDataset } from '../src/dataset/import.js'
 import type { Region } from '../src/format/interface.js'
 import { cropImage, openImage } from '../src/image.js'
+import { DATASET_DEFAULTS } from '../src/import/options.js'
 import { openStoreAt as openPackStore } from '../src/store/open.js'
-import { median, random } from './lib.js'
+import { median, quantile, random } from './lib.js'
 import { makeScreens } from './make-screens.js'
 
 const { values } = parseArgs({
   options: {
     data: { type: 'string', default: 'bench/data' },
-    frames: { type: 'string', default: '120' },
+    frames: { type: 'string', default: '400' },
     seed: { type: 'string', default: '7' },
-    crops: { type: 'string', default: '25' },
+    crops: { type: 'string', default: '100' },
     jobs: { type: 'string', default: '2' },
-    // A frame becomes a delta when fewer than this fraction of its pixels changed.
+    chain: { type: 'boolean', default: false },
+    // A frame of the PNG delta chain is a delta when fewer than this fraction of its pixels changed.
     'delta-threshold': { type: 'string', default: '0.25' },
   },
 })
+
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(2)} MB`
+const ms = (seconds: number) => `${(seconds * 1000).toFixed(1)} ms`
+
+/** Bytes of every file under `dir`: everything the store keeps on disk. */
+function diskBytes(dir: string): number {
+  let sum = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    sum += entry.isDirectory() ? diskBytes(path) : statSync(path).size
+  }
+  return sum
+}
+
 const data = resolve(values.data!)
 const frames = Number(values.frames)
 const screens = join(data, 'screens')
 const series = join(screens, 'series')
-const TILE_SIZES = [256, 128, 64]
 const CROP = 512
-
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`
-const ms = (seconds: number) => `${(seconds * 1000).toFixed(1)} ms`
 
 function pngFiles(): string[] {
   return readdirSync(series)
@@ -58,8 +79,8 @@ if (!existsSync(series) || pngFiles().length < frames) {
 const files = pngFiles().slice(0, frames)
 if (files.length < frames) throw new Error(`Only ${files.length} frames in ${series}`)
 const pngBytes = files.reduce((sum, name) => sum + statSync(join(series, name)).size, 0)
-const { width, height } = await sharp(join(series, files[0]!)).metadata()
-console.log(`${files.length} frames ${width}x${height}, PNG ${mib(pngBytes)}`)
+const { width, height, channels } = await sharp(join(series, files[0]!)).metadata()
+console.log(`${files.length} frames ${width}x${height}x${channels}, PNG ${mb(pngBytes)}`)
 
 // The same random frames and regions for every contender.
 const next = random(Number(values.seed))
@@ -78,8 +99,9 @@ interface Row {
   readonly what: string
   readonly bytes: number
   readonly importPerSecond?: number
-  readonly cropSeconds: number
-  readonly cliCropSeconds?: number
+  readonly peakRss?: number
+  readonly cropP50?: number
+  readonly cropP90?: number
   readonly note: string
 }
 const rows: Row[] = []
@@ -95,87 +117,143 @@ const rows: Row[] = []
       .toBuffer()
     times.push((performance.now() - t) / 1000)
   }
-  rows.push({ what: 'PNG files', bytes: pngBytes, cropSeconds: median(times), note: 'sharp decodes the frame, then extracts' })
+  rows.push({
+    what: 'PNG files',
+    bytes: pngBytes,
+    cropP50: median(times),
+    cropP90: quantile(times, 0.9),
+    note: 'sharp decodes the frame, then extracts',
+  })
 }
 
-// Tessera, one dataset per tile size.
+// Every frame's raw pixels, in order, through one zstd process: the archive's information.
+const zstdLong = await (async () => {
+  const { spawn } = await import('node:child_process')
+  const started = performance.now()
+  const zstd = spawn('zstd', ['--long=31', '-12', '-T1', '-q', '-c'], { stdio: ['pipe', 'pipe', 'inherit'] })
+  let bytes = 0
+  zstd.stdout.on('data', (chunk: Buffer) => {
+    bytes += chunk.length
+  })
+  const closed = new Promise<number | null>((done) => zstd.on('close', done))
+  for (const name of files) {
+    const pixels = await sharp(join(series, name)).raw().toBuffer()
+    if (!zstd.stdin.write(pixels)) await new Promise((done) => zstd.stdin.once('drain', done))
+  }
+  zstd.stdin.end()
+  if ((await closed) !== 0) throw new Error('zstd failed (is the zstd command installed?)')
+  const seconds = (performance.now() - started) / 1000
+  rows.push({
+    what: '`zstd --long=31 -12` of all raw frames',
+    bytes,
+    importPerSecond: files.length / seconds,
+    note: 'one stream, no random access (PNG decoding included in frames/s)',
+  })
+  return bytes
+})()
+console.log(`zstd --long=31 -12 stream: ${mb(zstdLong)}`)
+
+// Tessera: the dataset defaults, and the same without deltas.
 const source = join(data, 'screens-input')
 rmSync(source, { recursive: true, force: true })
 // Only the first `frames` frames: a directory of links to them.
-const { mkdirSync, symlinkSync } = await import('node:fs')
 mkdirSync(source, { recursive: true })
 for (const name of files) symlinkSync(join(series, name), join(source, name))
-spawnSync('npm', ['run', 'build'], { stdio: 'ignore' })
-for (const tileSize of TILE_SIZES) {
-  const dir = join(data, `dedup-store-${tileSize}`)
+// The CLI runs from its bundle: build it from the current sources.
+if (spawnSync(process.execPath, ['scripts/bundle.mjs'], { stdio: 'inherit' }).status !== 0) throw new Error('bundling failed')
+const tessera: Record<string, { bytes: number; fps: number; peakRss: number; p50: number; usage: Usage }> = {}
+const imports: Record<string, { dir: string; bytes: number; fps: number; peakRss: number; usage: Usage }> = {}
+for (const deltas of ['on', 'off'] as const) {
+  const dir = join(data, `dedup-store-deltas-${deltas}`)
   rmSync(dir, { recursive: true, force: true })
+  // The import as a user runs it: the CLI (bundled), timed by time(1) for its wall time and
+  // peak RSS (the process's, its compression threads included).
+  const child = spawnSync(
+    '/usr/bin/time',
+    [
+      '-f',
+      'TIME %e %M',
+      process.execPath,
+      'bin/tessera.js',
+      'import',
+      source,
+      '--dataset',
+      'screens',
+      '--store',
+      dir,
+      '--jobs',
+      values.jobs!,
+      ...(deltas === 'off' ? ['--no-deltas'] : []),
+    ],
+    { encoding: 'utf8' },
+  )
+  if (child.status !== 0) throw new Error(`tessera import failed (${child.status}): ${child.stderr}`)
+  const [, seconds, kib] = /TIME ([\d.]+) (\d+)/.exec(child.stderr)!
+  if (deltas === 'on')
+    console.log(
+      child.stderr
+        .split('\n')
+        .filter((line) => line.startsWith('dataset'))
+        .join('\n'),
+    )
+  const figures = { seconds: Number(seconds), peakRss: Number(kib) * 1024 }
   const store = await openPackStore(dir)
-  const t = performance.now()
-  const result = await importDataset(store, 'screens', [source], { tileSize, jobs: Number(values.jobs) })
-  const importSeconds = (performance.now() - t) / 1000
-  if (result.failed > 0) throw new Error(`${result.failed} frames failed to import`)
-  const head = (await datasetHead(store, 'screens'))!
-  const usage = await datasetUsage(store, head)
-  const times: number[] = []
-  for (const { frame, region } of picks) {
+  const usage = await datasetUsage(store, (await datasetHead(store, 'screens'))!)
+  await store.close()
+  imports[deltas] = { dir, bytes: diskBytes(dir), fps: files.length / figures.seconds, peakRss: figures.peakRss, usage }
+}
+rmSync(source, { recursive: true, force: true })
+
+// Crops of both stores interleaved, pick by pick (the order alternating), so that a noisy
+// neighbour slows both alike; each crop opens its frame by name, as a user's would.
+const stores = { on: await openPackStore(imports.on!.dir), off: await openPackStore(imports.off!.dir) }
+const cropTimes: Record<'on' | 'off', number[]> = { on: [], off: [] }
+for (const [i, { frame, region }] of picks.entries()) {
+  for (const deltas of i % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+    const store = stores[deltas]
     const t0 = performance.now()
     const image = await openImage(store, await resolveImage(store, `screens/${files[frame]}`))
     for await (const _ of await cropImage(image, region, { format: 'raw' })) {
     }
-    times.push((performance.now() - t0) / 1000)
+    cropTimes[deltas].push((performance.now() - t0) / 1000)
   }
-  const storedBytes = await store.storedBytes()
-  await store.close()
-  // The same crops by a user at the shell: one `tessera crop` process each.
-  const cli: number[] = []
-  for (const { frame, region } of picks.slice(0, 7)) {
-    const t0 = performance.now()
-    const crop = spawnSync(
-      process.execPath,
-      [
-        resolve('bin/tessera.js'),
-        'crop',
-        `screens/${files[frame]}`,
-        '--region',
-        `${region.x},${region.y},${region.width},${region.height}`,
-        '-f',
-        'raw',
-        '-o',
-        '/dev/null',
-      ],
-      { env: { ...process.env, TESSERA_STORE: dir } },
-    )
-    if (crop.status !== 0) throw new Error(crop.stderr.toString())
-    cli.push((performance.now() - t0) / 1000)
-  }
+}
+await Promise.all([stores.on.close(), stores.off.close()])
+for (const deltas of ['on', 'off'] as const) {
+  const { bytes, fps, peakRss, usage } = imports[deltas]!
+  const times = cropTimes[deltas]
+  tessera[deltas] = { bytes, fps, peakRss, p50: median(times), usage }
+  const tiles = `${usage.uniqueTiles} of ${usage.tiles} tiles distinct`
+  const split =
+    deltas === 'on' ? `; plain ${usage.plainTiles} (${mb(usage.plainBytes)}), delta ${usage.deltaTiles} (${mb(usage.deltaBytes)})` : ''
   rows.push({
-    what: `Tessera, ${tileSize}px tiles`,
-    bytes: storedBytes,
-    importPerSecond: files.length / importSeconds,
-    cropSeconds: median(times),
-    cliCropSeconds: median(cli),
-    note: `${usage.uniqueTiles} of ${usage.tiles} tiles distinct; dedup ${usage.dedupRatio.toFixed(1)}x (stored apart ${mib(usage.perImageBytes)})`,
+    what: `Tessera, dataset defaults${deltas === 'on' ? '' : ', --no-deltas'} (${DATASET_DEFAULTS.tileSize}px tiles)`,
+    bytes,
+    importPerSecond: fps,
+    peakRss,
+    cropP50: median(times),
+    cropP90: quantile(times, 0.9),
+    note: `all files of the store; ${tiles}${split}`,
   })
-  console.log(`tile ${tileSize}: ${mib(storedBytes)}, ${(files.length / importSeconds).toFixed(1)} frames/s, crop ${ms(median(times))}`)
+  console.log(`deltas ${deltas}: ${mb(bytes)}, ${fps.toFixed(1)} frames/s, peak RSS ${mib(peakRss)}, crop p50 ${ms(median(times))}`)
 }
 
 // The scripted alternative: full PNG, or a PNG of (frame - previous) mod 256 when few pixels changed.
-{
+if (values.chain === true) {
   const threshold = Number(values['delta-threshold'])
   const kinds: Array<'full' | 'delta'> = []
   const stored: Buffer[] = []
   let previous: Buffer | undefined
   const t = performance.now()
-  const channels = (await sharp(join(series, files[0]!)).metadata()).channels!
   for (const name of files) {
     const pixels = await sharp(join(series, name)).raw().toBuffer()
     let changed = 0
     let delta: Buffer | undefined
     if (previous !== undefined) {
       delta = Buffer.allocUnsafe(pixels.length)
-      for (let i = 0; i < pixels.length; i += channels) {
+      for (let i = 0; i < pixels.length; i += channels!) {
         let differs = false
-        for (let c = 0; c < channels; c++) {
+        for (let c = 0; c < channels!; c++) {
           const d = (pixels[i + c]! - previous[i + c]!) & 0xff
           delta[i + c] = d
           if (d !== 0) differs = true
@@ -215,21 +293,39 @@ for (const tileSize of TILE_SIZES) {
     what: 'PNG delta chain',
     bytes: stored.reduce((sum, b) => sum + b.length, 0),
     importPerSecond: files.length / encodeSeconds,
-    cropSeconds: median(times),
+    cropP50: median(times),
+    cropP90: quantile(times, 0.9),
     note: `${fulls} full frames, ${files.length - fulls} deltas (< ${threshold * 100}% of pixels changed); a crop replays the chain`,
   })
 }
-rmSync(source, { recursive: true, force: true })
+
+// The issue's targets, against this run's figures.
+const on = tessera.on!
+const off = tessera.off!
+const targets: Array<[string, string, boolean]> = [
+  [`on disk <= 11 MB`, mb(on.bytes), on.bytes <= 11e6],
+  [`>= 28x smaller than the PNGs`, `${(pngBytes / on.bytes).toFixed(1)}x`, pngBytes / on.bytes >= 28],
+  [`<= 2.5x the zstd --long stream`, `${(on.bytes / zstdLong).toFixed(2)}x`, on.bytes <= 2.5 * zstdLong],
+  [`crop p50 <= 1.5x without deltas`, `${ms(on.p50)} vs ${ms(off.p50)}: ${(on.p50 / off.p50).toFixed(2)}x`, on.p50 <= 1.5 * off.p50],
+  [`import >= 20 frames/s`, `${on.fps.toFixed(1)} frames/s`, on.fps >= 20],
+  [`peak RSS <= 300 MiB`, mib(on.peakRss), on.peakRss <= 300 * 2 ** 20],
+]
 
 const table = [
-  `${files.length} screenshots ${width}x${height} (make-screens.ts seed ${values.seed}); crops: ${picks.length} random ${CROP}x${CROP} regions of random frames, median`,
+  `${files.length} screenshots ${width}x${height} (make-screens.ts seed ${values.seed}), ${values.jobs} files at once; crops: ${picks.length} random ${CROP}x${CROP} regions of random frames, in process`,
   '',
-  '| storage | bytes | vs PNG | import (frames/s) | crop 512x512, in process | crop, CLI process | notes |',
-  '| --- | ---: | ---: | ---: | ---: | ---: | --- |',
+  '| storage | bytes | vs PNG | vs zstd --long | import (frames/s) | peak RSS | crop p50 | crop p90 | notes |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ...rows.map(
     (row) =>
-      `| ${row.what} | ${mib(row.bytes)} | ${(row.bytes / pngBytes).toFixed(3)} | ${row.importPerSecond === undefined ? '-' : row.importPerSecond.toFixed(1)} | ${ms(row.cropSeconds)} | ${row.cliCropSeconds === undefined ? '-' : ms(row.cliCropSeconds)} | ${row.note} |`,
+      `| ${row.what} | ${mb(row.bytes)} | ${(pngBytes / row.bytes).toFixed(1)}x smaller | ${(row.bytes / zstdLong).toFixed(2)}x | ${row.importPerSecond === undefined ? '-' : row.importPerSecond.toFixed(1)} | ${row.peakRss === undefined ? '-' : mib(row.peakRss)} | ${row.cropP50 === undefined ? '-' : ms(row.cropP50)} | ${row.cropP90 === undefined ? '-' : ms(row.cropP90)} | ${row.note} |`,
   ),
+  '',
+  `delta tiles saved about ${mb(on.usage.deltaSavedBytes)} (du's estimate: each delta counted at its reference's size)`,
+  '',
+  '| target (issue 11) | this run | met |',
+  '| --- | ---: | --- |',
+  ...targets.map(([what, figure, met]) => `| ${what} | ${figure} | ${met ? 'yes' : 'no'} |`),
 ].join('\n')
 console.log(`\n${table}`)
 writeFileSync(join(data, 'dedup-results.md'), `${table}\n`)

@@ -10,9 +10,13 @@
  * Each case runs `--runs` times, alternating the tools; reported as median [min-max]. The CLI
  * runs from a bundle built here (as `npm run build` builds dist/bundle/, without touching it).
  * vips' bytes read are counted once per case with strace (read(2) calls on the PNG), if present.
+ * Then the same regions over HTTP: `POST /crop` to a `tessera serve` of the same bundle, the file
+ * streamed as the body (as `curl -T` sends it), timed to the response's end, with the bytes the
+ * client had sent by then and the server's peak RSS.
  */
-import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { createReadStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { request } from 'node:http'
 import { loadavg } from 'node:os'
 import { basename, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -132,6 +136,7 @@ const cases = [
   ['near the bottom', '17000,13700,512,512'],
 ] as const
 const rows: string[] = []
+const vipsSeconds = new Map<string, number[]>()
 for (const [name, region] of cases) {
   const ours: Run[] = []
   const theirs: Run[] = []
@@ -139,6 +144,10 @@ for (const [name, region] of cases) {
     ours.push(tessera([region]))
     theirs.push(vips(region))
   }
+  vipsSeconds.set(
+    region,
+    theirs.map((r) => r.seconds),
+  )
   const ratio = ours.map((run, i) => run.seconds / theirs[i]!.seconds)
   rows.push(
     `| ${name} (${region}) | ${fmt(ours.map((r) => r.seconds))} | ${fmt(theirs.map((r) => r.seconds))} | ${fmt(ratio)} | ` +
@@ -169,3 +178,60 @@ console.log(
     .map((l) => l.toFixed(1))
     .join(' ')}`,
 )
+
+/** POSTs the PNG to `/crop?region=...` on `port`, streaming it from the file; stops sending when the response has ended. */
+function post(port: number, region: string): Promise<{ seconds: number; sent: number; status: number }> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint()
+    let sent = 0
+    const file = createReadStream(png, { highWaterMark: 1 << 16 })
+    file.on('data', (chunk) => {
+      sent += chunk.length
+    })
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: `/crop?region=${region}&format=png` }, (res) => {
+      res.resume()
+      res.on('end', () => {
+        file.destroy()
+        req.destroy()
+        resolve({ seconds: Number(process.hrtime.bigint() - started) / 1e9, sent, status: res.statusCode ?? 0 })
+      })
+    })
+    // The server closes the connection once it has answered: the rest of the upload fails, as it should.
+    req.on('error', () => undefined)
+    file.on('error', reject)
+    file.pipe(req)
+  })
+}
+
+const store = join(work, 'store')
+const port = 17000 + Math.floor(Math.random() * 2000)
+const server = spawn(process.execPath, [cli, 'serve', '--store', store, '--port', String(port), '--log-level', 'warn'], { stdio: 'ignore' })
+try {
+  for (let i = 0; i < 100; i++) {
+    const up = await fetch(`http://127.0.0.1:${port}/`).then(
+      (r) => r.ok,
+      () => false,
+    )
+    if (up) break
+    await new Promise((done) => setTimeout(done, 100))
+  }
+  console.log('\n| 512x512 region, POST /crop | tessera s | vips s (above) | ratio | body sent when answered | server peak RSS MiB |')
+  console.log('| --- | --- | --- | --- | --- | --- |')
+  for (const [name, region] of cases) {
+    const times: number[] = []
+    let sent = 0
+    for (let i = 0; i < runs; i++) {
+      const result = await post(port, region)
+      if (result.status !== 200) throw new Error(`POST /crop answered ${result.status}`)
+      times.push(result.seconds)
+      sent = Math.max(sent, result.sent)
+    }
+    const theirs = vipsSeconds.get(region)!
+    const hwm = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${server.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024
+    console.log(
+      `| ${name} (${region}) | ${fmt(times)} | ${fmt(theirs)} | ${(median(times) / median(theirs)).toFixed(2)} | ${pct(sent)} | ${hwm.toFixed(0)} |`,
+    )
+  }
+} finally {
+  server.kill()
+}

@@ -187,6 +187,8 @@ export async function exportImage(image: TesseraImage, options: CropOptions = {}
 export interface StoredTile extends Segment {
   readonly cid: CID
   readonly region: Region
+  /** For a delta tile, the plain tile whose content is its dictionary (spec/format.md §6.1). */
+  readonly ref?: CID
 }
 
 /** The tile at `column`, `row` of `level`, from its row's index block; NotFoundError outside the grid. */
@@ -205,7 +207,9 @@ export async function storedTile(
   const region = clipRegion({ x: column * T, y: row * T, width: T, height: T }, width, height)!
   const index = await reader.tileRow(level, row, options)
   const cid = index.tiles[column]!
-  return { cid, region, length: index.lengths[column]!, read: (signal) => reader.store.get(cid, { signal }) }
+  const ref = index.refs?.[column] ?? null
+  const tile = { cid, region, length: index.lengths[column]!, read: (signal?: AbortSignal) => reader.store.get(cid, { signal }) }
+  return ref === null ? tile : { ...tile, ref }
 }
 
 /** The image's root block in dag-json's form: links as {"/": cid}, bytes as {"/": {"bytes": base64}}. */
@@ -263,6 +267,9 @@ export async function imageInfo(image: TesseraImage, options?: AbortOptions): Pr
       for (let i = 0; i < index.tiles.length; i++) {
         seen.set(index.tiles[i]!.toString(), index.lengths[i]!)
         tileBytes += index.lengths[i]!
+      }
+      for (const ref of index.refs ?? []) {
+        if (ref !== null && !seen.has(ref.toString())) seen.set(ref.toString(), (await reader.store.size(ref, options)) ?? 0)
       }
     }
     levels.push({ ...geometry, tiles: geometry.columns * geometry.rows, tileBytes })
@@ -337,8 +344,10 @@ export async function verifyImage(store: BlockStore, cid: CID | string, options?
     for (const rowCid of entry.rows) {
       const rowBytes = await check(rowCid)
       if (rowBytes === undefined) continue
-      const index = decodeTileRow(rowBytes, columns)
+      const index = decodeTileRow(rowBytes, columns, manifest.tessera)
       for (const tile of index.tiles) if (tile.code === RAW) await check(tile)
+      // A delta's reference is part of the image (spec/format.md §6.1), wherever it came from.
+      for (const ref of index.refs ?? []) if (ref !== null) await check(ref)
     }
   }
   return { blocks, bytes, problems }

@@ -5,12 +5,54 @@
  * shape (count, height, width, channels), or the samples concatenated).
  */
 import type { ImageReader, ReadOptions } from './crop/engine.js'
-import { InvalidArgumentError } from './errors.js'
-import { type CID, parseCid } from './format/block.js'
+import { loadVersion, resolveSpecifier } from './dataset/dataset.js'
+import { parseSpecifier } from './dataset/names.js'
+import { isDatasetVersion, listEntries } from './dataset/resolve.js'
+import { iterateEntries, NodeCache } from './dataset/tree.js'
+import { InvalidArgumentError, NotFoundError } from './errors.js'
+import type { CID } from './format/block.js'
 import type { PixelFormat, Region } from './format/interface.js'
 import { bytesPerPixel, pixelFormat } from './format/pixel.js'
 import { openImage, type TesseraImage } from './image.js'
 import type { AbortOptions, BlockStore } from './store/interface.js'
+
+/**
+ * The image list that `images` names (spec/sample.md §1.1), in order: a CID as is; a string is a
+ * specifier (spec/dataset.md §7): a CID (an image, or every entry of a dataset version), `NAME`
+ * (every entry of the dataset's newest version), `NAME/path` or `VERSION-CID/path` (that entry,
+ * or every entry under that directory), entries in name order. Every specifier is parsed before
+ * any is resolved; one that names no image is an error (NotFoundError).
+ */
+export async function sampleImages(store: BlockStore, images: readonly (CID | string)[], options: AbortOptions = {}): Promise<CID[]> {
+  const specs = images.map((image) => (typeof image === 'string' ? { text: image, spec: parseSpecifier(image) } : image))
+  const out: CID[] = []
+  for (const item of specs) {
+    if (!('spec' in item)) {
+      out.push(item)
+      continue
+    }
+    const { text, spec } = item
+    if (spec.kind === 'cid') {
+      if (!(await isDatasetVersion(store, spec.cid, options))) {
+        out.push(spec.cid)
+        continue
+      }
+    }
+    const resolved = await resolveSpecifier(store, text, options)
+    if (resolved.kind === 'cid') {
+      // A dataset version named by its CID: every entry of it.
+      const version = await loadVersion(store, resolved.cid, options)
+      for await (const entry of iterateEntries(new NodeCache(store), version.entries, options)) out.push(entry.image)
+      continue
+    }
+    const before = out.length
+    for await (const item of listEntries(store, resolved, { ...options, recursive: true })) {
+      if (item.kind === 'entry') out.push(item.entry.image)
+    }
+    if (out.length === before) throw new NotFoundError(`${text} names no image: the dataset is empty`)
+  }
+  return out
+}
 
 /** Decoding on every core, for `sampleCrops`' `decoder`. */
 export { DecodePool } from './crop/decode-pool.js'
@@ -167,7 +209,7 @@ export async function openSampleBatch(store: BlockStore, images: readonly (CID |
     throw new InvalidArgumentError(`Expected a positive integer for concurrency but received ${String(concurrency)}`)
   }
   if (images.length === 0) throw new InvalidArgumentError('Expected at least one image to sample from')
-  const cids = images.map((image) => (typeof image === 'string' ? parseCid(image) : image))
+  const cids = await sampleImages(store, images, options)
   options.signal?.throwIfAborted()
 
   const opened = new Map<string, Promise<TesseraImage>>()

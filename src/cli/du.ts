@@ -52,6 +52,8 @@ function formatUsage(title: string, u: Usage): string {
     `  stored unique:   ${bytes(u.uniqueBytes)} (+ ${bytes(u.indexBytes)} of dataset index)`,
     `  tiles:           ${u.tiles} in all, ${u.uniqueTiles} distinct (${share})`,
     `  dedup ratio:     ${u.dedupRatio.toFixed(2)}x`,
+    `  plain tiles:     ${u.plainTiles} distinct, ${bytes(u.plainBytes)}`,
+    `  delta tiles:     ${u.deltaTiles} distinct, ${bytes(u.deltaBytes)}${u.deltaTiles === 0 ? '' : `, saving about ${bytes(u.deltaSavedBytes)} (each counted at its reference's size)`}`,
     '',
   ].join('\n')
 }

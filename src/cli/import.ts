@@ -7,7 +7,12 @@ import { resolve } from 'node:path'
 import { type Command, Option } from 'commander'
 import type { DatasetImportProgress } from '../dataset/import.js'
 import { InvalidArgumentError, TesseraError } from '../errors.js'
-import { DATASET_IMPORT_OPTIONS as DATASET, IMPORT_OPTIONS as IMAGE, type ImportParameterOptions } from '../import/options.js'
+import {
+  DATASET_IMPORT_OPTIONS as DATASET,
+  DATASET_DEFAULTS,
+  IMPORT_OPTIONS as IMAGE,
+  type ImportParameterOptions,
+} from '../import/options.js'
 import { command, withStore } from './command.js'
 import type { CliIo } from './main.js'
 import { int, storeOption } from './output.js'
@@ -21,7 +26,11 @@ export function importCommand(io: CliIo): Command {
   )
     .argument('<files...>')
     .addOption(storeOption())
-    .option('--tile-size <n>', 'tile edge in pixels, a multiple of 16', int, IMAGE.tileSize.default)
+    .option(
+      '--tile-size <n>',
+      `tile edge in pixels, a multiple of 16 (default ${IMAGE.tileSize.default}; with --dataset, ${DATASET_DEFAULTS.tileSize})`,
+      int,
+    )
     .option('--zstd-level <n>', 'zstd compression level', int, IMAGE.zstdLevel.default)
     .addOption(
       new Option('--predictor <n>', 'TIFF predictor: 1 none, 2 horizontal').choices(['1', '2']).default(`${IMAGE.predictor.default}`),
@@ -29,12 +38,9 @@ export function importCommand(io: CliIo): Command {
     .option('--pyramid', 'also build the downscaled pyramid levels')
     .option('--max-pixels <n>', 'refuse images with more pixels (decompression-bomb guard)', int)
     .option('--label <text>', 'label of the image (default: the file name)')
-    .option(
-      '--workers <n>',
-      `compression threads (default: one per core, at most 8; with --dataset, ${DATASET.workers.default} per file)`,
-      int,
-    )
+    .option('--workers <n>', 'compression threads (default: one per core, at most 8; with --dataset, one pool shared by all files)', int)
     .option('--dataset <name>', 'import files and directories (recursively, by extension) into this dataset')
+    .option('--no-deltas', 'with --dataset: store every tile whole, not as a delta against the tile at its place in the files before')
     .option('--prefix <dir>', 'with --dataset: put the entries under this directory')
     .option('--jobs <n>', `with --dataset: files imported at once (default ${DATASET.jobs.default})`, int)
     .option('--checkpoint-files <n>', `with --dataset: commit a version every n files (default ${DATASET.checkpointFiles.default})`, int)
@@ -77,6 +83,8 @@ interface DatasetArgs {
   readonly jobs?: number
   readonly checkpointFiles?: number
   readonly checkpointSeconds?: number
+  /** False with --no-deltas; commander sets true otherwise, which is not the user asking. */
+  readonly deltas?: boolean
 }
 
 /**
@@ -105,12 +113,28 @@ async function importIntoDataset(io: CliIo, sources: readonly string[], opts: Da
     io,
     opts,
     (store) =>
-      importDataset(store, dataset, paths, { ...options, prefix, jobs, checkpointFiles, checkpointSeconds, onProgress, onFailure }),
+      importDataset(store, dataset, paths, {
+        ...options,
+        ...(opts.deltas === false ? { deltas: false } : {}),
+        prefix,
+        jobs,
+        checkpointFiles,
+        checkpointSeconds,
+        onProgress,
+        onFailure,
+      }),
     { create: true },
   )
   line?.clear()
   const summary = `${result.total} files: ${result.imported} imported, ${result.reused} reused, ${result.unchanged} unchanged, ${result.failed} failed`
   io.stderr.write(`dataset ${dataset}: ${summary}${result.changed ? '' : ' (no new version)'}\n`)
+  // Say what the import chose where the user did not (DATASET_DEFAULTS), and how to change it.
+  const { settings } = result
+  const chosen = [
+    `tile size ${settings.tileSize}${settings.defaulted.includes('tileSize') ? ' (dataset default; --tile-size to change)' : ''}`,
+    `delta tiles ${settings.deltas ? 'on' : 'off'}${settings.defaulted.includes('deltas') ? ' (dataset default; --no-deltas to turn off)' : ''}`,
+  ]
+  io.stderr.write(`dataset ${dataset}: ${chosen.join(', ')}\n`)
   if (result.head !== undefined) io.stdout.write(`${result.head}\n`)
   const first = result.failures[0]
   if (first !== undefined) {

@@ -13,7 +13,10 @@ import { int, storeOption } from './output.js'
 /** The `sample` command. */
 export function sampleCommand(io: CliIo): Command {
   return command(io, 'sample', 'write a seeded batch of random crops: one NumPy array (count, height, width, channels), or raw')
-    .argument('<cids...>', 'images to sample from (chosen uniformly; list a CID twice to weight it double)')
+    .argument(
+      '<images...>',
+      'images to sample from: CIDs, NAME (every entry of a dataset), NAME/path (an entry, or every entry of a directory); chosen uniformly, list one twice to weight it double',
+    )
     .addOption(storeOption())
     .requiredOption('--size <n|WxH>', 'sample size in pixels: 224, or 256x128 (width x height)', parseSize)
     .requiredOption('--count <n>', 'number of samples', int)

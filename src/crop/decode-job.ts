@@ -24,8 +24,11 @@ export interface DecodeJob {
   /** Each band's payloads, given as bytes or as places in files to read them from. */
   readonly bands: ReadonlyArray<{
     readonly plan: BandPlan
+    /** One per slice, then the references of the deltas among them. */
     readonly payloads: readonly Uint8Array[]
     readonly digests: Uint8Array[]
+    /** Per slice, the index in `payloads` of its reference (spec/format.md §6.1), or -1 for a plain tile. */
+    readonly refs?: readonly number[]
   }>
   /** Receives the region's rows, contiguous (shared memory, so nothing is copied back). */
   readonly out: Uint8Array
@@ -85,12 +88,14 @@ export async function decodeRegion(job: RegionJob): Promise<RegionRead> {
   for (const plan of planCrop(job.region, tileSize)) {
     const index = await reader.tileRow(job.level, plan.row)
     const cids = plan.slices.map((slice) => index.tiles[slice.column]!)
-    // Verified here, on this thread: getMany hashes every payload against its CID.
-    const payloads = await reader.store.getMany(cids)
-    tiles += payloads.length
-    for (const payload of payloads) bytes += payload.length
+    const refs = plan.slices.map((slice) => index.refs?.[slice.column] ?? null)
+    // Verified here, on this thread: readTiles hashes every payload against its CID.
+    const stats = { tilesRead: 0, tileBytesRead: 0, indexBlocksRead: 0 }
+    const { payloads, references } = await reader.readTiles(cids, refs, { stats })
+    tiles += stats.tilesRead
+    bytes += stats.tileBytesRead
     const size = plan.height * job.rowBytes
-    decodeBand(coder, plan, payloads, job.out.subarray(offset, offset + size))
+    decodeBand(coder, plan, payloads, job.out.subarray(offset, offset + size), references, references && refs.map((ref) => ref?.toString()))
     offset += size
   }
   return { tiles, bytes }
@@ -100,14 +105,14 @@ export async function decodeRegion(job: RegionJob): Promise<RegionRead> {
 export function decodeJob(job: DecodeJob): true {
   const coder = coderFor(job.shape, job.codec)
   let offset = 0
-  for (const { plan, payloads: sources, digests } of job.bands) {
-    const payloads = sources
+  for (const { plan, payloads, digests, refs } of job.bands) {
     for (let i = 0; i < payloads.length; i++) {
       const digest = createHash('sha256').update(payloads[i]!).digest()
       if (!digest.equals(digests[i]!)) throw new IntegrityError('A tile does not match its hash')
     }
     const bytes = plan.height * job.rowBytes
-    decodeBand(coder, plan, payloads, job.out.subarray(offset, offset + bytes))
+    const references = refs?.map((at) => (at < 0 ? undefined : payloads[at]!))
+    decodeBand(coder, plan, payloads, job.out.subarray(offset, offset + bytes), references)
     offset += bytes
   }
   return true

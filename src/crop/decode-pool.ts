@@ -21,7 +21,7 @@ import { tileBytes } from '../format/tile-codec.js'
 import { defaultThreads, WorkerPool } from '../threads.js'
 import { type DecodeJob, decodeJob, type RegionJob, type RegionRead } from './decode-job.js'
 import type { ImageReader, ReadOptions } from './engine.js'
-import { planCrop, validateRegion } from './plan.js'
+import { type BandPlan, planCrop, validateRegion } from './plan.js'
 import { copySlices, type TileCache, tileKey, wholeTilePlan } from './tile-cache.js'
 
 /** Construction options of a DecodePool. */
@@ -79,14 +79,9 @@ export class DecodePool {
       options.signal?.throwIfAborted()
       const index = await reader.tileRow(level, plan.row, options)
       const cids = plan.slices.map((slice) => index.tiles[slice.column]!)
+      const refs = plan.slices.map((slice) => index.refs?.[slice.column] ?? null)
       // Read here, verified by the worker, off this thread.
-      const payloads = await reader.store.getManyUnsafe(cids, options)
-      if (options.stats) {
-        options.stats.tilesRead += payloads.length
-        for (const payload of payloads) options.stats.tileBytesRead += payload.length
-      }
-      // Copies: a digest is a view into its index block, which postMessage would clone whole.
-      bands.push({ plan, payloads, digests: cids.map((cid) => cid.multihash.digest.slice()) })
+      bands.push(await unsafeBand(reader, plan, cids, refs, options))
     }
     const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
     await this.#pool.run({ shape: { tileSize, channels, bitsPerSample }, codec, rowBytes, bands, out })
@@ -102,21 +97,22 @@ export class DecodePool {
     const rowBytes = region.width * pixelBytes
     const plans = [...planCrop(region, tileSize)]
     const cids: CID[] = []
+    const refs: Array<CID | null> = []
     for (const plan of plans) {
       options.signal?.throwIfAborted()
       const index = await reader.tileRow(level, plan.row, options)
-      for (const slice of plan.slices) cids.push(index.tiles[slice.column]!)
+      for (const slice of plan.slices) {
+        cids.push(index.tiles[slice.column]!)
+        refs.push(index.refs?.[slice.column] ?? null)
+      }
     }
-    const keys = cids.map((cid) => tileKey(cid, tileSize, channels, bitsPerSample, codec.predictor))
+    const keys = cids.map((cid, i) => tileKey(cid, tileSize, channels, bitsPerSample, codec.predictor, refs[i]))
     // One look-up for the whole region, so that its missing tiles decode in parallel.
     const tiles = await cache.getMany(keys, async (missing) => {
       const need = missing.map((i) => cids[i]!)
+      const needRefs = missing.map((i) => refs[i] ?? null)
       // Read here, verified by the workers; not under this read's signal: other reads may wait for these tiles too.
-      const payloads = await reader.store.getManyUnsafe(need)
-      if (options.stats) {
-        options.stats.tilesRead += payloads.length
-        for (const payload of payloads) options.stats.tileBytesRead += payload.length
-      }
+      const { payloads, references } = await reader.readTiles(need, needRefs, { stats: options.stats, unsafe: true })
       const bytes = tileBytes(shape)
       const plan = wholeTilePlan(tileSize)
       const jobs = Math.max(1, Math.min(this.size, need.length))
@@ -126,7 +122,13 @@ export class DecodePool {
           // Tiles j, j + jobs, j + 2 jobs... decoded whole by one worker, back to back.
           const mine = need.map((_, k) => k).filter((k) => k % jobs === j)
           const out = new Uint8Array(new SharedArrayBuffer(mine.length * bytes))
-          const bands = mine.map((k) => ({ plan, payloads: [payloads[k]!], digests: [need[k]!.multihash.digest.slice()] }))
+          const bands = mine.map((k) => {
+            const digests = [need[k]!.multihash.digest.slice()]
+            const reference = references?.[k]
+            if (reference === undefined) return { plan, payloads: [payloads[k]!], digests }
+            digests.push(needRefs[k]!.multihash.digest.slice())
+            return { plan, payloads: [payloads[k]!, reference], digests, refs: [1] }
+          })
           await this.#pool.run({ shape, codec, rowBytes: tileSize * pixelBytes, bands, out })
           // Each tile in a buffer of its own, so that evicting one frees it.
           for (const [m, k] of mine.entries()) decoded[k] = out.slice(m * bytes, (m + 1) * bytes)
@@ -149,4 +151,38 @@ export class DecodePool {
   close(): Promise<void> {
     return this.#pool.close()
   }
+}
+
+/**
+ * One band of a DecodeJob: the payloads of `cids` and of the references of its deltas, read
+ * without verification (the worker verifies them against `digests`).
+ */
+async function unsafeBand(
+  reader: ImageReader,
+  plan: BandPlan,
+  cids: readonly CID[],
+  refs: ReadonlyArray<CID | null>,
+  options: ReadOptions,
+): Promise<DecodeJob['bands'][number]> {
+  const { payloads, references } = await reader.readTiles(cids, refs, { ...options, unsafe: true })
+  if (references === undefined) {
+    // Copies: a digest is a view into its index block, which postMessage would clone whole.
+    return { plan, payloads, digests: cids.map((cid) => cid.multihash.digest.slice()) }
+  }
+  const all = [...payloads]
+  const digests = cids.map((cid) => cid.multihash.digest.slice())
+  const at = new Map<string, number>()
+  const indices = refs.map((ref, i) => {
+    if (ref === null) return -1
+    const key = ref.toString()
+    let j = at.get(key)
+    if (j === undefined) {
+      j = all.length
+      at.set(key, j)
+      all.push(references[i]!)
+      digests.push(ref.multihash.digest.slice())
+    }
+    return j
+  })
+  return { plan, payloads: all, digests, refs: indices }
 }

@@ -12,6 +12,19 @@ import type { BandPlan } from './plan.js'
 // without an await in between, so concurrent crops can share it (64 concurrent crops would
 // otherwise hold 64 of them).
 const scratch = new Map<number, Uint8Array>()
+// The content of a delta's reference tile, decoded just before the delta (same reasoning).
+const referenceScratch = new Map<number, Uint8Array>()
+/**
+ * Decoded references by CID, least recently used first, up to DICTIONARY_CACHE_BYTES per
+ * thread: the deltas of a series share few references (a position's plain tile serves every
+ * frame until it changes a lot), so a process that crops many frames (a server, a sampler, a
+ * benchmark) decompresses each reference once, not once per delta. Payloads are verified
+ * against their CID before they reach decodeBand, so an entry is never stale.
+ */
+const dictionaries = new Map<string, Uint8Array>()
+let dictionaryBytes = 0
+/** 16 MiB: 64 references of 256-pixel RGBA tiles. */
+export const DICTIONARY_CACHE_BYTES = 16 << 20
 const coders = new Map<string, TileCoder>()
 
 /** The thread's TileCoder for a shape and codec. */
@@ -27,10 +40,20 @@ export function coderFor(shape: TileShape, codec: TileCodec): TileCoder {
 
 /**
  * Decodes `payloads` (one per slice of `band`, in order) into `out`: exactly `band.height`
- * rows of the region, contiguous. Uses the WebAssembly kernel's scratch memory when it can
- * (decompress into it, un-predict and copy there with SIMD, one copy out per band).
+ * rows of the region, contiguous. `references[i]`, when given, is the payload of the plain
+ * tile that payload `i` is a delta against (spec/format.md §6.1): decompressed first, its
+ * content is the delta's dictionary, so an output tile never needs more than two stored
+ * tiles. Uses the WebAssembly kernel's scratch memory when it can (decompress into it,
+ * un-predict and copy there with SIMD, one copy out per band).
  */
-export function decodeBand(coder: TileCoder, band: BandPlan, payloads: readonly Uint8Array[], out: Uint8Array): void {
+export function decodeBand(
+  coder: TileCoder,
+  band: BandPlan,
+  payloads: readonly Uint8Array[],
+  out: Uint8Array,
+  references?: ReadonlyArray<Uint8Array | undefined>,
+  referenceKeys?: ReadonlyArray<string | undefined>,
+): void {
   const { tileSize, channels, bitsPerSample } = coder.shape
   const pixelBytes = channels * (bitsPerSample / 8)
   const last = band.slices[band.slices.length - 1]!
@@ -46,7 +69,9 @@ export function decodeBand(coder: TileCoder, band: BandPlan, payloads: readonly 
   const target = wasm?.out ?? out
   for (let i = 0; i < band.slices.length; i++) {
     const slice = band.slices[i]!
-    coder.decompress(payloads[i]!, tile)
+    const reference = references?.[i]
+    if (reference === undefined) coder.decompress(payloads[i]!, tile)
+    else coder.decompress(payloads[i]!, tile, dictionaryOf(coder, bytes, reference, referenceKeys?.[i]))
     unpredictCopy(tile, target, {
       tileSize,
       channels,
@@ -61,4 +86,34 @@ export function decodeBand(coder: TileCoder, band: BandPlan, payloads: readonly 
     })
   }
   if (wasm !== undefined) out.set(wasm.out)
+}
+
+/** The content of reference payload `reference` (its CID `key`, when known: then cached). */
+function dictionaryOf(coder: TileCoder, bytes: number, reference: Uint8Array, key: string | undefined): Uint8Array {
+  if (key === undefined) {
+    let dictionary = referenceScratch.get(bytes)
+    if (dictionary === undefined) {
+      dictionary = new Uint8Array(bytes)
+      referenceScratch.set(bytes, dictionary)
+    }
+    return coder.decompress(reference, dictionary)
+  }
+  const cached = dictionaries.get(key)
+  if (cached !== undefined && cached.length === bytes) {
+    // Most recently used now: to the end of the Map's order.
+    dictionaries.delete(key)
+    dictionaries.set(key, cached)
+    return cached
+  }
+  const dictionary = coder.decompress(reference, new Uint8Array(bytes))
+  if (bytes > DICTIONARY_CACHE_BYTES) return dictionary
+  if (cached !== undefined) dictionaryBytes -= cached.length
+  dictionaries.set(key, dictionary)
+  dictionaryBytes += bytes
+  while (dictionaryBytes > DICTIONARY_CACHE_BYTES) {
+    const [oldest, evicted] = dictionaries.entries().next().value!
+    dictionaries.delete(oldest)
+    dictionaryBytes -= evicted.length
+  }
+  return dictionary
 }

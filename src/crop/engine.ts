@@ -2,7 +2,7 @@
  * The crop executor: reads only the index blocks and tiles a plan names, and yields the
  * region band by band (memory bounded by one band), or the stored payloads as they are.
  */
-import { InvalidArgumentError } from '../errors.js'
+import { IntegrityError, InvalidArgumentError } from '../errors.js'
 import type { CID } from '../format/block.js'
 import { levelGeometry } from '../format/grid.js'
 import type { Band, Region } from '../format/interface.js'
@@ -11,6 +11,7 @@ import { type TileCoder, tileBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore } from '../store/interface.js'
 import { coderFor, decodeBand } from './decode.js'
 import { type BandPlan, planCrop, tileRange, validateRegion } from './plan.js'
+import { prefetchRegion } from './prefetch.js'
 import { copySlices, type TileCache, tileKey, wholeTilePlan } from './tile-cache.js'
 import type { Segment } from './writers/interface.js'
 
@@ -92,7 +93,7 @@ export class ImageReader {
     }
     const bytes = await this.store.get(entry.rows[row]!, options)
     if (options.stats) options.stats.indexBlocksRead++
-    const index = decodeTileRow(bytes, columns)
+    const index = decodeTileRow(bytes, columns, this.manifest.tessera)
     this.#rows.set(key, index)
     if (this.#rows.size > INDEX_CACHE_ROWS) this.#rows.delete(this.#rows.keys().next().value!)
     return index
@@ -106,37 +107,69 @@ export class ImageReader {
     const { tileSize, channels, bitsPerSample } = this.manifest
     const regionRowBytes = region.width * channels * (bitsPerSample / 8)
     const cache = options.tileCache ?? this.tileCache
+    // Remote stores: every index block, then every tile, asked for at once (./prefetch.ts).
+    const ahead = this.store.remote === true ? await prefetchRegion(this, level, region, cache === undefined, options) : undefined
     for (const band of planCrop(region, tileSize)) {
       options.signal?.throwIfAborted()
       const index = await this.tileRow(level, band.row, options)
       const cids = band.slices.map((slice) => index.tiles[slice.column]!)
+      const refs = band.slices.map((slice) => index.refs?.[slice.column] ?? null)
       const out = new Uint8Array(band.height * regionRowBytes)
       if (cache !== undefined) {
-        copySlices(band, await this.#cachedTiles(cache, cids, options), tileSize, channels * (bitsPerSample / 8), out, regionRowBytes)
+        const tiles = await this.#cachedTiles(cache, cids, refs, options)
+        copySlices(band, tiles, tileSize, channels * (bitsPerSample / 8), out, regionRowBytes)
       } else {
-        const payloads = await this.store.getMany(cids, options)
-        countRead(options, payloads)
-        decodeBand(this.#coder, band, payloads, out)
+        const { payloads, references } = await (ahead?.take(band.row) ?? this.readTiles(cids, refs, options))
+        decodeBand(this.#coder, band, payloads, out, references, references && refs.map((ref) => ref?.toString()))
       }
       yield { y: band.regionY, height: band.height, data: out }
     }
   }
 
   /**
-   * The decoded whole tiles of `cids` through `cache`: read and decoded here when no one has
-   * them. The read is not tied to this caller's signal, since other reads may come to wait
-   * for the same tiles; the caller's abort takes effect when its tiles arrive.
+   * The payloads of the tiles `cids` and, for each that is a delta (`refs[i]` not null), of
+   * its reference, in one batched, verified read (spec/format.md §6.1: at most two stored
+   * tiles per output tile). A reference shared by several deltas is read once.
    */
-  async #cachedTiles(cache: TileCache, cids: readonly CID[], options: ReadOptions): Promise<Uint8Array[]> {
+  async readTiles(
+    cids: readonly CID[],
+    refs: ReadonlyArray<CID | null>,
+    options: ReadOptions & { readonly unsafe?: boolean } = {},
+  ): Promise<{ payloads: Uint8Array[]; references: Array<Uint8Array | undefined> | undefined }> {
+    const extra = new Map<string, number>()
+    const all = [...cids]
+    for (const ref of refs) {
+      if (ref === null || extra.has(ref.toString())) continue
+      extra.set(ref.toString(), all.length)
+      all.push(ref)
+    }
+    const blocks = options.unsafe === true ? await this.store.getManyUnsafe(all, options) : await this.store.getMany(all, options)
+    countRead(options, blocks)
+    const payloads = blocks.slice(0, cids.length)
+    if (extra.size === 0) return { payloads, references: undefined }
+    return { payloads, references: refs.map((ref) => (ref === null ? undefined : blocks[extra.get(ref.toString())!])) }
+  }
+
+  /**
+   * The decoded whole tiles of `cids` (deltas against `refs`) through `cache`: read and
+   * decoded here when no one has them. The read is not tied to this caller's signal, since
+   * other reads may come to wait for the same tiles; the caller's abort takes effect when its
+   * tiles arrive.
+   */
+  async #cachedTiles(cache: TileCache, cids: readonly CID[], refs: ReadonlyArray<CID | null>, options: ReadOptions): Promise<Uint8Array[]> {
     const { tileSize, channels, bitsPerSample } = this.manifest
-    const keys = cids.map((cid) => tileKey(cid, tileSize, channels, bitsPerSample, this.#coder.codec.predictor))
+    const keys = cids.map((cid, i) => tileKey(cid, tileSize, channels, bitsPerSample, this.#coder.codec.predictor, refs[i]))
     const tiles = await cache.getMany(keys, async (missing) => {
-      const payloads = await this.store.getMany(missing.map((i) => cids[i]!))
-      countRead(options, payloads)
+      const { payloads, references } = await this.readTiles(
+        missing.map((i) => cids[i]!),
+        missing.map((i) => refs[i] ?? null),
+        { stats: options.stats },
+      )
       const plan: BandPlan = wholeTilePlan(tileSize)
-      return payloads.map((payload) => {
+      return payloads.map((payload, j) => {
         const tile = new Uint8Array(tileBytes(this.#coder.shape))
-        decodeBand(this.#coder, plan, [payload], tile)
+        const reference = references?.[j]
+        decodeBand(this.#coder, plan, [payload], tile, reference === undefined ? undefined : [reference])
         return tile
       })
     })
@@ -167,21 +200,60 @@ export class ImageReader {
       }
       return blocks
     }
+    const deltas: Array<Array<CID | null>> = []
     for (let row = firstRow; row <= lastRow; row++) {
       const index = await this.tileRow(level, row, options)
       const cids = index.tiles.slice(firstColumn, lastColumn + 1)
+      const refs = cids.map((_, i) => index.refs?.[firstColumn + i] ?? null)
       rows.push(cids)
-      cids.forEach((cid, i) => {
+      deltas.push(refs)
+      for (const [i, cid] of cids.entries()) {
+        const ref = refs[i]!
+        if (ref === null) {
+          segments.push({
+            length: index.lengths[firstColumn + i]!,
+            read: async (signal) => count([await this.store.get(cid, { signal })])[0]!,
+          })
+          continue
+        }
+        // A delta tile is decoded and re-encoded plain (what a TIFF reader can decode). Its
+        // length is needed now, its bytes later: encoding is deterministic, so it is encoded
+        // twice rather than held (a region's deltas could be many).
+        const length = (await this.#plainPayload(cid, ref, options)).length
         segments.push({
-          length: index.lengths[firstColumn + i]!,
-          read: async (signal) => count([await this.store.get(cid, { signal })])[0]!,
+          length,
+          read: async (signal) => {
+            const payload = await this.#plainPayload(cid, ref, { signal, stats: options.stats })
+            if (payload.length !== length) throw new IntegrityError(`Tile ${cid} re-encoded to ${payload.length} bytes, then ${length}`)
+            return payload
+          },
         })
-      })
+      }
     }
     const store = this.store
+    const plain = (cid: CID, ref: CID) => this.#plainPayload(cid, ref, options)
     async function* payloads(): AsyncGenerator<Uint8Array> {
-      for (const cids of rows) yield* count(await store.getMany(cids, options))
+      for (const [r, cids] of rows.entries()) {
+        const refs = deltas[r]!
+        if (refs.every((ref) => ref === null)) {
+          yield* count(await store.getMany(cids, options))
+          continue
+        }
+        for (const [i, cid] of cids.entries()) {
+          const ref = refs[i]!
+          yield ref === null ? count([await store.get(cid, options)])[0]! : await plain(cid, ref)
+        }
+      }
     }
     return { segments, payloads: payloads() }
+  }
+
+  /** The plain payload of delta tile `cid` (against `ref`): what a zstd TIFF reader decodes. */
+  async #plainPayload(cid: CID, ref: CID, options: ReadOptions): Promise<Uint8Array> {
+    const { payloads, references } = await this.readTiles([cid], [ref], options)
+    const bytes = tileBytes(this.#coder.shape)
+    const dictionary = this.#coder.decompress(references![0]!, new Uint8Array(bytes))
+    const content = this.#coder.decompress(payloads[0]!, new Uint8Array(bytes), dictionary)
+    return this.#coder.encodeContent(content)
   }
 }

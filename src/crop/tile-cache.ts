@@ -133,9 +133,20 @@ export class TileCache {
   }
 }
 
-/** The cache key of a tile: its payload's CID and what decoding it depends on. */
-export function tileKey(cid: { toString(): string }, tileSize: number, channels: number, bitsPerSample: number, predictor: number): string {
-  return `${tileSize}/${channels}/${bitsPerSample}/${predictor}/${cid.toString()}`
+/**
+ * The cache key of a tile: its payload's CID and what decoding it depends on, including a
+ * delta's reference (the same delta bytes against another reference are other pixels).
+ */
+export function tileKey(
+  cid: { toString(): string },
+  tileSize: number,
+  channels: number,
+  bitsPerSample: number,
+  predictor: number,
+  ref?: { toString(): string } | null,
+): string {
+  const key = `${tileSize}/${channels}/${bitsPerSample}/${predictor}/${cid.toString()}`
+  return ref === undefined || ref === null ? key : `${key}/${ref.toString()}`
 }
 
 /** A plan that decodes one whole tile (every row and column), for decodeBand or a DecodeJob. */

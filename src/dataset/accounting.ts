@@ -31,6 +31,25 @@ export interface Usage {
   readonly uniqueTiles: number
   /** perImageBytes / uniqueBytes (1 when nothing is shared; 0 when there is nothing). */
   readonly dedupRatio: number
+  /** Distinct plain tiles (references included) and their bytes (spec/format.md §7). */
+  readonly plainTiles: number
+  readonly plainBytes: number
+  /** Distinct delta tiles and their bytes (spec/format.md §6.1). */
+  readonly deltaTiles: number
+  readonly deltaBytes: number
+  /**
+   * What deltas saved, estimated without decoding: the sum over distinct delta tiles of their
+   * reference's bytes less their own (a tile stored plain takes about as many bytes as the
+   * plain tile at its place that it differs from a little).
+   */
+  readonly deltaSavedBytes: number
+}
+
+/** A distinct block of an image: its bytes; for a delta tile, its reference's bytes too. */
+interface BlockFacts {
+  readonly bytes: number
+  readonly tile: boolean
+  readonly refBytes?: number
 }
 
 interface ImageFacts {
@@ -38,14 +57,16 @@ interface ImageFacts {
   readonly storedBytes: number
   readonly tiles: number
   /** Distinct blocks of the image, key -> bytes; tiles flagged. */
-  readonly blocks: Map<string, { bytes: number; tile: boolean }>
+  readonly blocks: Map<string, BlockFacts>
 }
 
 /** Accumulates images (and dataset blocks) into a Usage. */
 export class UsageCounter {
   readonly #store: BlockStore
   readonly #images = new Map<string, ImageFacts>()
-  readonly #unique = new Map<string, { bytes: number; tile: boolean }>()
+  readonly #unique = new Map<string, BlockFacts>()
+  /** Sizes of reference tiles, which no index block states (store.size once each). */
+  readonly #refSizes = new Map<string, number>()
   readonly #index = new Map<string, number>()
   #entries = 0
   #sourceBytes = 0
@@ -83,9 +104,20 @@ export class UsageCounter {
   usage(): Usage {
     let uniqueBytes = 0
     let uniqueTiles = 0
+    let deltaTiles = 0
+    let deltaBytes = 0
+    let deltaSavedBytes = 0
+    let plainBytes = 0
     for (const block of this.#unique.values()) {
       uniqueBytes += block.bytes
-      if (block.tile) uniqueTiles++
+      if (!block.tile) continue
+      uniqueTiles++
+      if (block.refBytes === undefined) plainBytes += block.bytes
+      else {
+        deltaTiles++
+        deltaBytes += block.bytes
+        deltaSavedBytes += Math.max(0, block.refBytes - block.bytes)
+      }
     }
     let indexBytes = 0
     for (const bytes of this.#index.values()) indexBytes += bytes
@@ -100,7 +132,22 @@ export class UsageCounter {
       tiles: this.#tiles,
       uniqueTiles,
       dedupRatio: uniqueBytes === 0 ? 0 : this.#perImageBytes / uniqueBytes,
+      plainTiles: uniqueTiles - deltaTiles,
+      plainBytes,
+      deltaTiles,
+      deltaBytes,
+      deltaSavedBytes,
     }
+  }
+
+  async #refSize(ref: CID, options?: AbortOptions): Promise<number> {
+    const key = seenKey(ref)
+    let size = this.#refSizes.get(key)
+    if (size === undefined) {
+      size = (await this.#store.size(ref, options)) ?? 0
+      this.#refSizes.set(key, size)
+    }
+    return size
   }
 
   async #facts(image: CID, options?: AbortOptions): Promise<ImageFacts> {
@@ -109,7 +156,7 @@ export class UsageCounter {
     if (known !== undefined) return known
     const rootBytes = await this.#store.get(image, options)
     const manifest = decodeManifest(rootBytes)
-    const blocks = new Map<string, { bytes: number; tile: boolean }>()
+    const blocks = new Map<string, BlockFacts>()
     blocks.set(key, { bytes: rootBytes.length, tile: false })
     if (manifest.metadata.icc !== undefined) {
       blocks.set(seenKey(manifest.metadata.icc), { bytes: (await this.#store.size(manifest.metadata.icc, options)) ?? 0, tile: false })
@@ -120,11 +167,19 @@ export class UsageCounter {
       for (const rowCid of level.rows) {
         const rowBytes = await this.#store.get(rowCid, options)
         blocks.set(seenKey(rowCid), { bytes: rowBytes.length, tile: false })
-        const row = decodeTileRow(rowBytes, columns)
+        const row = decodeTileRow(rowBytes, columns, manifest.tessera)
         tiles += row.tiles.length
-        row.tiles.forEach((tile, i) => {
-          blocks.set(seenKey(tile), { bytes: row.lengths[i]!, tile: true })
-        })
+        for (const [i, tile] of row.tiles.entries()) {
+          const ref = row.refs?.[i] ?? null
+          if (ref === null) {
+            blocks.set(seenKey(tile), { bytes: row.lengths[i]!, tile: true })
+            continue
+          }
+          // A delta's reference is one of the image's blocks too (format.md §6.1), a plain tile.
+          const refBytes = await this.#refSize(ref, options)
+          blocks.set(seenKey(tile), { bytes: row.lengths[i]!, tile: true, refBytes })
+          blocks.set(seenKey(ref), { bytes: refBytes, tile: true })
+        }
       }
     }
     let storedBytes = 0

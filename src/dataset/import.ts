@@ -11,11 +11,12 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
-import { basename, extname, join, resolve } from 'node:path'
+import { basename, extname, resolve, sep } from 'node:path'
 import { InvalidArgumentError, NotFoundError, TesseraError } from '../errors.js'
 import type { CID } from '../format/block.js'
 import { pyramidSizes } from '../format/grid.js'
 import { decodeManifest } from '../format/manifest.js'
+import type { DeltaTicket } from '../import/delta.js'
 import type { ImportOptions } from '../import/importer.js'
 import { datasetImportParameters } from '../import/options.js'
 import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
@@ -67,8 +68,13 @@ export interface DatasetImportOptions
   readonly prefix?: string
   /** Files imported at once (default 2). */
   readonly jobs?: number
-  /** Compression threads per file (default 0: on the main thread; parallelism comes from `jobs`). */
+  /** Compression threads, one pool shared by every file (default one per core, at most 8; 0: on the main thread). */
   readonly workers?: number
+  /**
+   * Store tiles as deltas against the tile at the same place in the files before, in the
+   * order of their names (spec/format.md §6.1; default DATASET_DEFAULTS.deltas).
+   */
+  readonly deltas?: boolean
   /** Commit a checkpoint version after this many files (default 500)... */
   readonly checkpointFiles?: number
   /** ...or this many seconds since the last one (default 30), whichever comes first. */
@@ -91,11 +97,42 @@ export interface DatasetImportResult extends DatasetImportProgress {
   /** Bytes of new blocks written. */
   readonly newBytes: number
   readonly failures: readonly ImportFailure[]
+  /** The settings the files were imported with, and which of them were DATASET_DEFAULTS rather than asked for. */
+  readonly settings: { readonly tileSize: number; readonly deltas: boolean; readonly defaulted: readonly string[] }
 }
 
 interface SourceFile {
-  readonly path: string
+  /** As bytes when found in a directory (its name may not be UTF-8). */
+  readonly path: string | Buffer
   readonly name: string
+}
+
+/** A path for messages: its bytes as UTF-8, invalid sequences shown as \\xNN. */
+function displayPath(path: Buffer): string {
+  const text = path.toString('utf8')
+  if (Buffer.from(text, 'utf8').equals(path)) return text
+  let out = ''
+  let at = 0
+  while (at < path.length) {
+    let end = at + 1
+    while (end <= path.length && end - at <= 4) {
+      const piece = path.subarray(at, end)
+      if (Buffer.from(piece.toString('utf8'), 'utf8').equals(piece)) break
+      end++
+    }
+    if (end <= path.length && end - at <= 4) {
+      out += path.subarray(at, end).toString('utf8')
+      at = end
+    } else {
+      out += `\\x${path[at]!.toString(16).padStart(2, '0')}`
+      at++
+    }
+  }
+  return out
+}
+
+function shownPath(file: SourceFile): string {
+  return typeof file.path === 'string' ? file.path : displayPath(file.path)
 }
 
 /**
@@ -113,7 +150,8 @@ export async function importDataset(
   if (options.prefix !== undefined) assertEntryName(options.prefix)
   // Parameters every file shares are checked once, before any file is read.
   const parameters = datasetImportParameters(options)
-  const { jobs, checkpointFiles, checkpointSeconds, workers } = parameters
+  const { jobs, checkpointFiles, checkpointSeconds, workers, deltas, defaulted } = parameters
+  const settings = { tileSize: parameters.tileSize, deltas, defaulted }
   const failures: ImportFailure[] = []
   const fail = (failure: ImportFailure) => {
     failures.push(failure)
@@ -121,12 +159,23 @@ export async function importDataset(
   }
   const files = await findFiles(sources, options, fail)
   const importer = await import('../import/importer.js')
+  const { compressPool } = await import('../import/pool.js')
+  const { DeltaContext } = await import('../import/delta.js')
 
   return withDatasetLock(store, name, async () => {
     const start = await datasetHead(store, name, options)
     let current: VersionRef | undefined = start
     const cache = new NodeCache(store)
-    const counts = { total: files.length, done: 0, imported: 0, reused: 0, unchanged: 0, failed: failures.length }
+    // Files refused while they were being found (a bad name, a dangling link) count as files:
+    // total = imported + reused + unchanged + failed once done.
+    const counts = {
+      total: files.length + failures.length,
+      done: failures.length,
+      imported: 0,
+      reused: 0,
+      unchanged: 0,
+      failed: failures.length,
+    }
     let newBytes = 0
     let checkpoints = 0
     let changed = false
@@ -170,6 +219,10 @@ export async function importDataset(
 
     let writer: BlockWriter = await store.begin(options)
     const session = sessionStore(store, () => writer)
+    // One compression pool for every file, so that `jobs` files at once share the cores.
+    const pool = compressPool(workers)
+    // Files take their place in the delta order as they are launched: the order of their names.
+    const context = deltas ? new DeltaContext() : undefined
 
     const checkpoint = async (final: boolean) => {
       const changes = [...pending.values()].sort((a, b) => compareNames(a.name, b.name))
@@ -184,12 +237,14 @@ export async function importDataset(
       checkpointAt = Date.now()
     }
 
-    const importOne = async (file: SourceFile): Promise<void> => {
+    const importOne = async (file: SourceFile, ticket: DeltaTicket | undefined): Promise<void> => {
       const stats = await stat(file.path)
       const size = stats.size
       const mtime = Math.floor(stats.mtimeMs)
       const existing = await getEntry(cache, start?.version.entries, file.name, options)
-      if (existing !== undefined && existing.size === size && existing.mtime === mtime) {
+      // Unchanged and imported with this import's parameters: nothing to do. Imported with others
+      // (a re-import with another --tile-size, say): imported again, not skipped silently.
+      if (existing !== undefined && existing.size === size && existing.mtime === mtime && (await reusable(existing.image))) {
         counts.unchanged++
         return
       }
@@ -206,13 +261,14 @@ export async function importDataset(
           counts.reused++
         } else {
           const result = await importer.importImage(session, file.path, {
-            ...(options.tileSize === undefined ? {} : { tileSize: options.tileSize }),
+            tileSize: parameters.tileSize,
             ...(options.zstdLevel === undefined ? {} : { zstdLevel: options.zstdLevel }),
             ...(options.predictor === undefined ? {} : { predictor: options.predictor }),
             ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
             ...(options.tmpDir === undefined ? {} : { tmpDir: options.tmpDir }),
             pyramid: options.pyramid === true,
-            workers,
+            pool,
+            ...(ticket === undefined ? {} : { delta: ticket }),
             label: file.name,
             signal: options.signal,
           })
@@ -229,14 +285,16 @@ export async function importDataset(
     const running = new Set<Promise<void>>()
     let fatal: unknown
     const launch = (file: SourceFile) => {
-      const task = importOne(file)
+      const ticket = context?.ticket()
+      const task = importOne(file, ticket)
         .catch((error: unknown) => {
           if (isFileError(error)) {
             counts.failed++
-            fail({ path: file.path, name: file.name, error: error as Error })
+            fail({ path: shownPath(file), name: file.name, error: error as Error })
           } else fatal ??= error
         })
         .finally(() => {
+          ticket?.end()
           counts.done++
           sinceCheckpoint++
           running.delete(task)
@@ -274,9 +332,11 @@ export async function importDataset(
       await Promise.allSettled(running)
       await writer.abort()
       throw error
+    } finally {
+      await pool.close()
     }
     const head = current as VersionRef | undefined
-    return { ...counts, head: head?.cid, changed, checkpoints, newBytes, failures }
+    return { ...counts, head: head?.cid, changed, checkpoints, newBytes, failures, settings }
   })
 }
 
@@ -300,27 +360,50 @@ async function findFiles(
   const extensions = new Set((options.extensions ?? IMAGE_EXTENSIONS).map((e) => e.toLowerCase()))
   const prefix = options.prefix === undefined ? '' : `${options.prefix}/`
   const files: SourceFile[] = []
-  const add = (path: string, relative: string) => {
-    const name = prefix + relative
+  const add = (path: string | Buffer, relative: string) => {
+    // One spelling per name: macOS lists decomposed (NFD) names, Linux keeps what was written;
+    // both import to the same entry, and two files that differ only so collide (below).
+    const name = (prefix + relative).normalize('NFC')
+    const shown = typeof path === 'string' ? path : displayPath(path)
     try {
       assertEntryName(name)
     } catch (error) {
-      fail({ path, name, error: error as Error })
+      fail({ path: shown, name, error: error as Error })
       return
     }
     files.push({ path, name })
   }
-  const visit = async (dir: string, relative: string): Promise<void> => {
+  const visit = async (dir: Buffer, relative: string): Promise<void> => {
     options.signal?.throwIfAborted()
-    const items = await readdir(dir, { withFileTypes: true })
-    items.sort((a, b) => compareNames(a.name, b.name))
-    for (const item of items) {
-      if (item.name.startsWith('.')) continue
-      const path = join(dir, item.name)
-      const name = relative === '' ? item.name : `${relative}/${item.name}`
+    // Names as bytes: a name that is not UTF-8 still opens (as a string it would not).
+    const items = await readdir(dir, { withFileTypes: true, encoding: 'buffer' })
+    const named = items.map((item) => ({ item, name: item.name.toString('utf8') }))
+    named.sort((a, b) => compareNames(a.name, b.name))
+    for (const { item, name: own } of named) {
+      if (own.startsWith('.')) continue
+      const path = Buffer.concat([dir, Buffer.from(sep), item.name])
+      const name = relative === '' ? own : `${relative}/${own}`
+      if (!Buffer.from(own, 'utf8').equals(item.name)) {
+        if (item.isDirectory() || extensions.has(extname(own).toLowerCase())) {
+          const error = new InvalidArgumentError(
+            `The name ${JSON.stringify(displayPath(item.name))} is not valid UTF-8, which entry names must be: rename it`,
+          )
+          fail({ path: displayPath(path), name, error })
+        }
+        continue
+      }
       if (item.isDirectory()) await visit(path, name)
-      else if (extensions.has(extname(item.name).toLowerCase())) {
-        if (item.isFile() || (item.isSymbolicLink() && (await stat(path).catch(() => undefined))?.isFile() === true)) add(path, name)
+      else if (extensions.has(extname(own).toLowerCase())) {
+        if (item.isFile()) add(path, name)
+        else if (item.isSymbolicLink()) {
+          const target = await stat(path).catch((error: NodeJS.ErrnoException) => error)
+          if (target instanceof Error) {
+            const error = new NotFoundError(`${displayPath(path)} is a symbolic link to nothing (${target.code ?? target.message})`, {
+              cause: target,
+            })
+            fail({ path: displayPath(path), name, error })
+          } else if (target.isFile()) add(path, name)
+        }
       }
     }
   }
@@ -330,7 +413,7 @@ async function findFiles(
       if (error.code === 'ENOENT' || error.code === 'ENOTDIR') throw new NotFoundError(`${source} does not exist`, { cause: error })
       throw error
     })
-    if (stats.isDirectory()) await visit(path, '')
+    if (stats.isDirectory()) await visit(Buffer.from(path), '')
     else if (stats.isFile()) add(path, basename(path))
     else throw new InvalidArgumentError(`${source} is neither a directory nor a file`)
   }
@@ -338,7 +421,7 @@ async function findFiles(
   for (let i = 1; i < files.length; i++) {
     if (files[i - 1]!.name === files[i]!.name) {
       throw new InvalidArgumentError(
-        `${files[i - 1]!.path} and ${files[i]!.path} would both be entry ${JSON.stringify(files[i]!.name)}: import them separately with --prefix`,
+        `${shownPath(files[i - 1]!)} and ${shownPath(files[i]!)} would both be entry ${JSON.stringify(files[i]!.name)}: import them separately with --prefix`,
       )
     }
   }
@@ -346,7 +429,7 @@ async function findFiles(
 }
 
 /** sha2-256 of a file's bytes. */
-async function hashFile(path: string): Promise<Buffer> {
+async function hashFile(path: string | Buffer): Promise<Buffer> {
   const hash = createHash('sha256')
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer)
   return hash.digest()

@@ -11,8 +11,18 @@ import type { BitDepth, ColorModel, TileCodec } from './interface.js'
 
 const { invalid, record, int, link } = fieldChecks('manifest')
 
-/** Format version written in every root (`tessera` field). */
+/** Format version of images whose tiles are all plain (`tessera` field): what every reader reads. */
 export const FORMAT_VERSION = 1
+
+/**
+ * Format version of images with at least one delta tile (spec/format.md §6.1). A reader of
+ * version 1 alone refuses these roots ("Unsupported format version 2") instead of decoding a
+ * delta as a plain tile; images without deltas keep version 1, so their CIDs do not change.
+ */
+export const DELTA_FORMAT_VERSION = 2
+
+/** The format versions this reader decodes. */
+const VERSIONS: readonly number[] = [FORMAT_VERSION, DELTA_FORMAT_VERSION]
 
 /** Where an image came from. */
 export interface SourceInfo {
@@ -58,10 +68,18 @@ export interface ImageManifest {
 export interface TileRowIndex {
   readonly tiles: readonly CID[]
   readonly lengths: readonly number[]
+  /**
+   * Per tile, the plain tile its payload is a delta against, or null for a plain tile
+   * (spec/format.md §6.1); absent when every tile of the row is plain.
+   */
+  readonly refs?: ReadonlyArray<CID | null>
 }
 
-/** Encodes a tile row index block. */
+/** Encodes a tile row index block (`refs` only when a tile of the row is a delta). */
 export function encodeTileRow(row: TileRowIndex): Block {
+  if (row.refs?.some((ref) => ref !== null)) {
+    return cborBlock({ tiles: row.tiles, lengths: row.lengths, refs: row.refs })
+  }
   return cborBlock({ tiles: row.tiles, lengths: row.lengths })
 }
 
@@ -95,7 +113,11 @@ const CHANNELS = { gray: 1, graya: 2, rgb: 3, rgba: 4 } as const
 export function decodeManifest(bytes: Uint8Array): ImageManifest {
   const value = record(decodeCbor(bytes), 'image root')
   const tessera = int(value.tessera, 'tessera', 1)
-  if (tessera !== FORMAT_VERSION) throw new IntegrityError(`Unsupported format version ${tessera}`)
+  if (!VERSIONS.includes(tessera)) {
+    throw new IntegrityError(
+      `Unsupported format version ${tessera}: this Tessera reads versions ${VERSIONS.join(' and ')}; a newer one wrote it`,
+    )
+  }
   const width = int(value.width, 'width', 1)
   const height = int(value.height, 'height', 1)
   const colorModel = value.colorModel
@@ -141,12 +163,28 @@ export function decodeManifest(bytes: Uint8Array): ImageManifest {
   return { tessera, width, height, colorModel: colorModel as ColorModel, channels, bitsPerSample, tileSize, codec, levels, metadata }
 }
 
-/** Decodes and validates a tile row index block with `columns` tiles. */
-export function decodeTileRow(bytes: Uint8Array, columns: number): TileRowIndex {
+/**
+ * Decodes and validates a tile row index block with `columns` tiles of an image of format
+ * `version` (refs are refused in version 1; undefined: either).
+ */
+export function decodeTileRow(bytes: Uint8Array, columns: number, version?: number): TileRowIndex {
   const value = record(decodeCbor(bytes), 'tile row index')
   if (!Array.isArray(value.tiles) || value.tiles.length !== columns) throw invalid('tiles')
   if (!Array.isArray(value.lengths) || value.lengths.length !== columns) throw invalid('lengths')
   const tiles = value.tiles.map((tile: unknown) => link(tile, RAW, 'tiles'))
   const lengths = value.lengths.map((length: unknown) => int(length, 'lengths', 1, 1 << 20))
-  return { tiles, lengths }
+  if (value.refs === undefined) return { tiles, lengths }
+  if (version === FORMAT_VERSION || !Array.isArray(value.refs) || value.refs.length !== columns) throw invalid('refs')
+  let deltas = 0
+  const refs = value.refs.map((ref: unknown, i: number) => {
+    if (ref === null) return null
+    const cid = link(ref, RAW, 'refs')
+    // §6.1: a tile is never its own reference (it could not be decoded).
+    if (cid.equals(tiles[i]!)) throw invalid('refs')
+    deltas++
+    return cid
+  })
+  // §6.1: `refs` is written only when the row has a delta, so that each row has one encoding.
+  if (deltas === 0) throw invalid('refs')
+  return { tiles, lengths, refs }
 }

@@ -10,6 +10,7 @@ import { decodePredictor, encodePredictor } from './predictor.js'
 
 interface ZstdCCtx {
   compress(dst: Uint8Array, src: Uint8Array, level: number): number
+  compressUsingDict(dst: Uint8Array, src: Uint8Array, dict: Uint8Array, level: number): number
   setParameter(param: number, value: number): void
   reset(directive: number): void
   /** [bytes left to flush, bytes produced, bytes consumed] */
@@ -18,7 +19,10 @@ interface ZstdCCtx {
 
 interface ZstdBinding {
   CCtx: new () => ZstdCCtx
-  DCtx: new () => { decompress(dst: Uint8Array, src: Uint8Array): number }
+  DCtx: new () => {
+    decompress(dst: Uint8Array, src: Uint8Array): number
+    decompressUsingDict(dst: Uint8Array, src: Uint8Array, dict: Uint8Array): number
+  }
   compressBound(size: number): number
   getFrameContentSize(frame: Uint8Array): number | null
   findFrameCompressedSize(frame: Uint8Array): number
@@ -56,6 +60,7 @@ export class TileCoder {
   readonly codec: TileCodec
   readonly #bytes: number
   #cctx: ZstdCCtx | undefined
+  #deltaCctx: ZstdCCtx | undefined
   #dctx: InstanceType<ZstdBinding['DCtx']> | undefined
   #scratch: Uint8Array | undefined
   #out: Uint8Array | undefined
@@ -71,28 +76,57 @@ export class TileCoder {
    * Returns a new buffer holding exactly the payload; `pixels` is not modified.
    */
   encode(pixels: Uint8Array): Uint8Array {
+    return this.encodeContent(this.content(pixels))
+  }
+
+  /**
+   * The tile's content: the bytes its zstd frame holds (spec/format.md §3), i.e. `pixels`
+   * after the predictor. Returns `pixels` itself under predictor 1, else a scratch buffer
+   * that the next call overwrites. `pixels` is not modified.
+   */
+  content(pixels: Uint8Array): Uint8Array {
     if (pixels.length !== this.#bytes) throw new RangeError(`Expected ${this.#bytes} tile bytes but received ${pixels.length}`)
-    let source = pixels
-    if (this.codec.predictor === 2) {
-      this.#scratch ??= new Uint8Array(this.#bytes)
-      this.#scratch.set(pixels)
-      encodePredictor(this.#scratch, this.shape.tileSize, this.shape.channels, this.shape.bitsPerSample)
-      source = this.#scratch
-    }
+    if (this.codec.predictor !== 2) return pixels
+    this.#scratch ??= new Uint8Array(this.#bytes)
+    this.#scratch.set(pixels)
+    encodePredictor(this.#scratch, this.shape.tileSize, this.shape.channels, this.shape.bitsPerSample)
+    return this.#scratch
+  }
+
+  /** A plain payload of `content` (see content()): one frame written as libtiff writes it. */
+  encodeContent(content: Uint8Array): Uint8Array {
+    if (content.length !== this.#bytes) throw new RangeError(`Expected ${this.#bytes} tile bytes but received ${content.length}`)
     if (this.#cctx === undefined) {
       this.#cctx = new zstd.CCtx()
       this.#cctx.setParameter(zstd.CParameter.compressionLevel, this.codec.level)
     }
     this.#out ??= new Uint8Array(zstd.compressBound(this.#bytes))
-    return streamFrame(this.#cctx, source, this.#out)
+    return streamFrame(this.#cctx, content, this.#out)
+  }
+
+  /**
+   * A delta payload of `content` against the content of its reference tile (spec/format.md
+   * §6.1): one zstd frame compressed with `reference` as a raw-content dictionary. The
+   * reference must be usable as one (isReferenceContent).
+   */
+  encodeDelta(content: Uint8Array, reference: Uint8Array): Uint8Array {
+    if (content.length !== this.#bytes || reference.length !== this.#bytes) {
+      throw new RangeError(`Expected ${this.#bytes} tile bytes`)
+    }
+    if (!isReferenceContent(reference)) throw new RangeError('The reference starts with the zstd dictionary magic number')
+    this.#deltaCctx ??= new zstd.CCtx()
+    this.#out ??= new Uint8Array(zstd.compressBound(this.#bytes))
+    const length = this.#deltaCctx.compressUsingDict(this.#out, content, reference, this.codec.level)
+    return this.#out.slice(0, length)
   }
 
   /**
    * Decompresses one payload into `target` (a new buffer if omitted), which receives the
-   * whole tile's pixels, padding included. Throws IntegrityError on a malformed payload.
+   * whole tile's pixels, padding included; a delta payload needs its reference's content
+   * (spec/format.md §6.1). Throws IntegrityError on a malformed payload.
    */
-  decode(payload: Uint8Array, target: Uint8Array = new Uint8Array(this.#bytes)): Uint8Array {
-    this.decompress(payload, target)
+  decode(payload: Uint8Array, target: Uint8Array = new Uint8Array(this.#bytes), reference?: Uint8Array): Uint8Array {
+    this.decompress(payload, target, reference)
     if (this.codec.predictor === 2) {
       decodePredictor(target.subarray(0, this.#bytes), this.shape.tileSize, this.shape.channels, this.shape.bitsPerSample)
     }
@@ -100,23 +134,48 @@ export class TileCoder {
   }
 
   /**
-   * Decompresses one payload into `target` without undoing the predictor: for readers that
-   * undo it only where they need pixels (decodePredictorRows). Throws IntegrityError on a
-   * malformed payload.
+   * Decompresses one payload into `target` without undoing the predictor: the tile's content,
+   * for readers that undo it only where they need pixels (decodePredictorRows), and the
+   * dictionary of the deltas that reference it. `reference`: the content of a delta's
+   * reference tile. Throws IntegrityError on a malformed payload or an unusable reference.
    */
-  decompress(payload: Uint8Array, target: Uint8Array): Uint8Array {
+  decompress(payload: Uint8Array, target: Uint8Array, reference?: Uint8Array): Uint8Array {
     if (target.length < this.#bytes) throw new RangeError(`Tile target must hold ${this.#bytes} bytes`)
     this.#dctx ??= new zstd.DCtx()
     let length: number
     try {
-      length = this.#dctx.decompress(target, payload)
+      if (reference === undefined) length = this.#dctx.decompress(target, payload)
+      else {
+        // §6.1: a reference whose content zstd would parse as a dictionary is never valid.
+        if (reference.length !== this.#bytes || !isReferenceContent(reference)) throw new IntegrityError('Invalid reference tile')
+        length = this.#dctx.decompressUsingDict(target, payload, reference)
+      }
     } catch (cause) {
+      if (cause instanceof IntegrityError) throw cause
       throw new IntegrityError('Tile payload is not a valid zstd frame', { cause })
     }
     if (length !== this.#bytes) throw new IntegrityError(`Tile payload decoded to ${length} bytes, expected ${this.#bytes}`)
     if (zstd.findFrameCompressedSize(payload) !== payload.length) throw new IntegrityError('Tile payload is not exactly one zstd frame')
     return target
   }
+}
+
+/** The first four bytes of a zstd dictionary (ZSTD_MAGIC_DICTIONARY, little-endian). */
+const DICTIONARY_MAGIC = [0x37, 0xa4, 0x30, 0xec]
+
+/**
+ * Whether a tile's content can be a reference (spec/format.md §6.1): zstd-napi's dictionary
+ * calls load in ZSTD_dct_auto mode, which would parse content starting with the dictionary
+ * magic number as a trained dictionary instead of raw content; such tiles are stored plain
+ * and never referenced, so every reader agrees on what a delta means.
+ */
+export function isReferenceContent(content: Uint8Array): boolean {
+  return !(
+    content[0] === DICTIONARY_MAGIC[0] &&
+    content[1] === DICTIONARY_MAGIC[1] &&
+    content[2] === DICTIONARY_MAGIC[2] &&
+    content[3] === DICTIONARY_MAGIC[3]
+  )
 }
 
 /**

@@ -3,7 +3,14 @@
  * images (their manifests and index blocks are immutable, so keeping them is always correct).
  */
 import { availableParallelism, tmpdir } from 'node:os'
+import { loadVersion, resolveImage, resolveSpecifier } from '../dataset/dataset.js'
+import type { DatasetVersion } from '../dataset/interface.js'
+import { isDatasetName, parseSpecifier } from '../dataset/names.js'
+import { isDatasetVersion } from '../dataset/resolve.js'
+import { InvalidCidError, NotFoundError, TesseraError } from '../errors.js'
 import { type BlockStore, DEFAULT_UPLOAD_MAX_PIXELS, imageRootCid, openImage, type TesseraImage, TileCache } from '../image.js'
+import type { SizeLimits } from './iiif/params.js'
+import { imageLimits } from './iiif/render.js'
 import { Budget, Lane, WorkQueue } from './queue.js'
 
 /** Server limits (spec/http.md §8). Times are in milliseconds, sizes in bytes. */
@@ -125,6 +132,53 @@ export interface ServerInit {
    * overlapping crops), each tile decoded once however many ask at once; 0: none. Default 64 MiB.
    */
   readonly tileCacheBytes?: number
+  /** A cache to use instead of one of `tileCacheBytes`: shared with other servers or readers, or watched by the caller. */
+  readonly tileCache?: TileCache
+}
+
+/**
+ * The image a request names (spec/http.md, Names): by CID, or by a dataset entry's name,
+ * resolved when the request arrives.
+ */
+export interface Target {
+  readonly image: TesseraImage
+  /** The image's CID as text. */
+  readonly cid: string
+  /**
+   * The identifier as given (decoded): a CID, `NAME/path` or `VERSION-CID/path`. Links in a
+   * response repeat it, so that a page opened by name keeps following the name.
+   */
+  readonly identifier: string
+  /**
+   * True when the identifier names a dataset by name: it may resolve to another image after
+   * the next import, so the response is cached briefly, never as immutable.
+   */
+  readonly named: boolean
+}
+
+/** A dataset version, or a directory of it, that a request names. */
+export interface DatasetTarget {
+  readonly version: DatasetVersion
+  /** The version's root CID as text. */
+  readonly cid: string
+  /** The dataset's name; undefined when the version was named by its CID. */
+  readonly name: string | undefined
+  /** The directory inside the dataset; undefined for the whole of it. */
+  readonly path: string | undefined
+  /** As in Target. */
+  readonly identifier: string
+  readonly named: boolean
+}
+
+/** What an identifier names: one image, or (a directory of) a dataset version. */
+export type Resolution = { readonly kind: 'image'; readonly target: Target } | { readonly kind: 'dataset'; readonly dataset: DatasetTarget }
+
+/** parseSpecifier's errors for an identifier, as ERR_INVALID_CID: IIIF answers 404 for an identifier that names nothing (§7.3). */
+function asIdentifierError(identifier: string, error: unknown): unknown {
+  if (!(error instanceof TesseraError) || error.code !== 'ERR_INVALID_ARGUMENT') return error
+  return new InvalidCidError(`${JSON.stringify(identifier.slice(0, 200))} is neither a CID nor NAME/path: ${error.message}`, {
+    cause: error,
+  })
 }
 
 /** Images kept open (manifest + reader with its index-block cache). */
@@ -149,6 +203,7 @@ export class HttpContext {
   /** Decoded tiles shared by every request (undefined: off); `tileCache.stats` counts requested vs decoded. */
   readonly tileCache: TileCache | undefined
   readonly #images = new Map<string, Promise<TesseraImage>>()
+  readonly #iiifLimits = new WeakMap<TesseraImage, SizeLimits>()
 
   constructor(init: ServerInit) {
     this.store = init.store
@@ -167,7 +222,7 @@ export class HttpContext {
     this.tmpDir = init.tmpDir ?? tmpdir()
     this.importWorkers = init.importWorkers
     const cacheBytes = init.tileCacheBytes ?? 64 << 20
-    this.tileCache = cacheBytes > 0 ? new TileCache({ maxBytes: cacheBytes }) : undefined
+    this.tileCache = init.tileCache ?? (cacheBytes > 0 ? new TileCache({ maxBytes: cacheBytes }) : undefined)
   }
 
   /**
@@ -178,6 +233,93 @@ export class HttpContext {
   laneFor(cost: Cost, streamed: boolean): Lane {
     if (cost.pixels <= this.limits.heavyPixels && cost.memory <= this.limits.memoryBudget / 4) return this.light
     return streamed ? this.bulk : this.heavy
+  }
+
+  /**
+   * The IIIF Image API limits of `image` (info.json's maxWidth, maxHeight, maxArea): the
+   * server's, with maxArea lowered to what the heavy lane's memory holds for its pixel format
+   * (iiif/render.ts, imageLimits). Images are immutable: computed once per opened image.
+   */
+  iiifLimits(image: TesseraImage): SizeLimits {
+    let found = this.#iiifLimits.get(image)
+    if (found === undefined) {
+      const { maxWidth, maxHeight, maxArea, upscaling, heavyMemoryBudget } = this.limits
+      found = imageLimits(image, { maxWidth, maxHeight, maxArea, upscaling }, heavyMemoryBudget)
+      this.#iiifLimits.set(image, found)
+    }
+    return found
+  }
+
+  /**
+   * The image `identifier` names: a CID (openImage), or a dataset entry `NAME/path` or
+   * `VERSION-CID/path` resolved now, against the dataset's newest version. An identifier that
+   * is neither fails with ERR_INVALID_CID (so that IIIF answers 404, §7.3); a dataset or a
+   * directory, which name no single image, with ERR_INVALID_ARGUMENT; a missing entry with
+   * ERR_NOT_FOUND.
+   */
+  async target(identifier: string, signal?: AbortSignal): Promise<Target> {
+    if (!identifier.includes('/')) {
+      let image: TesseraImage
+      try {
+        image = await this.openImage(identifier)
+      } catch (error) {
+        // Not a CID but a dataset's name: resolveImage says why that names no single image.
+        if ((error as TesseraError).code === 'ERR_INVALID_CID' && isDatasetName(identifier)) {
+          await resolveImage(this.store, identifier, { signal })
+        }
+        throw error
+      }
+      return { image, cid: image.cid.toString(), identifier, named: false }
+    }
+    let spec: ReturnType<typeof parseSpecifier>
+    try {
+      spec = parseSpecifier(identifier)
+    } catch (error) {
+      throw asIdentifierError(identifier, error)
+    }
+    await this.#checkVersion(spec, signal)
+    const cid = await resolveImage(this.store, identifier, { signal })
+    const image = await this.openImage(cid.toString())
+    return { image, cid: image.cid.toString(), identifier, named: spec.kind === 'dataset' && spec.name !== undefined }
+  }
+
+  /**
+   * What `identifier` names, image or dataset: a CID (an image root or a dataset version),
+   * `NAME`, `NAME/path` (an entry or a directory) or `VERSION-CID/path`. Errors as target's; a
+   * directory is not checked here (listing it finds whether it has entries).
+   */
+  async resolve(identifier: string, signal?: AbortSignal): Promise<Resolution> {
+    let resolved: Awaited<ReturnType<typeof resolveSpecifier>>
+    try {
+      await this.#checkVersion(parseSpecifier(identifier), signal)
+      resolved = await resolveSpecifier(this.store, identifier, { signal })
+    } catch (error) {
+      throw asIdentifierError(identifier, error)
+    }
+    if (resolved.kind === 'cid') {
+      if (!(await isDatasetVersion(this.store, resolved.cid, { signal })))
+        return { kind: 'image', target: await this.target(identifier, signal) }
+      const version = await loadVersion(this.store, resolved.cid, { signal })
+      return {
+        kind: 'dataset',
+        dataset: { version, cid: resolved.cid.toString(), name: undefined, path: undefined, identifier, named: false },
+      }
+    }
+    const named = resolved.name !== undefined
+    if (resolved.entry !== undefined) {
+      const image = await this.openImage(resolved.entry.image.toString())
+      return { kind: 'image', target: { image, cid: image.cid.toString(), identifier, named } }
+    }
+    const { version, name, path } = resolved
+    return { kind: 'dataset', dataset: { version, cid: resolved.cid.toString(), name, path, identifier, named } }
+  }
+
+  /** `CID/path` names a path in a dataset version: InvalidCidError when the CID is something else (an image, say), not an integrity failure. */
+  async #checkVersion(spec: ReturnType<typeof parseSpecifier>, signal?: AbortSignal): Promise<void> {
+    if (spec.kind !== 'dataset' || spec.version === undefined) return
+    if (await isDatasetVersion(this.store, spec.version, { signal })) return
+    if (!(await this.store.has(spec.version, { signal }))) throw new NotFoundError(`No dataset version ${spec.version}`)
+    throw new InvalidCidError(`${spec.version} is not a dataset version: only a version's entries have paths`)
   }
 
   /**

@@ -33,13 +33,30 @@ export type Body =
     }
 
 /** Cache policy: immutable for content-addressed responses. */
-export type CachePolicy = 'immutable' | 'revalidate' | 'no-store'
+export type CachePolicy = 'immutable' | 'revalidate' | 'named' | 'no-store'
+
+/** Seconds a response for a dataset name may be reused before it is revalidated. */
+export const NAMED_MAX_AGE = 10
 
 const CACHE_CONTROL: Record<CachePolicy, string> = {
   immutable: 'public, max-age=31536000, immutable',
   // Responses that depend on the server's configuration (limits, base URL) as well as the CID.
   revalidate: 'public, max-age=3600',
+  // Responses for a dataset name (spec/http.md, Names): the next import may point the name at
+  // another image. Their ETag is that of the image the name resolved to, so revalidating an
+  // unchanged name costs a 304.
+  named: `public, max-age=${NAMED_MAX_AGE}`,
   'no-store': 'no-store',
+}
+
+/** The Cache-Control header value of `policy`. */
+export function cacheControl(policy: CachePolicy): string {
+  return CACHE_CONTROL[policy]
+}
+
+/** The policy of a response about a request's target: `policy` for a CID, `named` for a name. */
+export function cacheFor(target: { readonly named: boolean }, policy: CachePolicy): CachePolicy {
+  return target.named && policy !== 'no-store' ? 'named' : policy
 }
 
 /** The lane a response computes in and the bytes it reserves there (context.ts, Cost). */

@@ -10,10 +10,13 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { NotFoundError } from '../errors.js'
 import { HttpContext, type ServerInit } from './context.js'
 import { type ErrorContext, errorResponse } from './errors.js'
+import { rewriteNamedUrl } from './names.js'
 import { registerCropRoutes } from './routes/crops.js'
 import { registerIiifRoutes } from './routes/iiif.js'
 import { registerImageRoutes } from './routes/images.js'
 import { registerIpfsRoutes } from './routes/ipfs.js'
+import { registerPresentationRoutes } from './routes/presentation.js'
+import { registerStreamCropRoutes } from './routes/stream-crop.js'
 import { registerViewerRoutes } from './routes/viewer.js'
 
 export { defaultLimits, type HttpLimits, type ServerInit } from './context.js'
@@ -22,6 +25,7 @@ const EXPOSED_HEADERS = [
   'Accept-Ranges',
   'Content-Disposition',
   'Content-Length',
+  'Content-Location',
   'Content-Range',
   'ETag',
   'Link',
@@ -37,7 +41,9 @@ const EXPOSED_HEADERS = [
   'X-Tessera-Height',
   'X-Tessera-Level',
   'X-Tessera-Region',
+  'X-Tessera-Source-Format',
   'X-Tessera-Tile-Cid',
+  'X-Tessera-Tile-Ref',
   'X-Tessera-Tile-Size',
   'X-Tessera-Width',
 ].join(', ')
@@ -86,9 +92,13 @@ export async function createServer(init: ServerInit): Promise<FastifyInstance> {
     },
     requestTimeout: 0,
     connectionTimeout: 0,
-    // CIDs are at most 128 characters (spec/format.md §4); longer values reach the CID parser
-    // and get its 400 instead of a router 404.
-    routerOptions: { maxParamLength: 512 },
+    // CIDs are at most 128 characters (spec/format.md §4), but an identifier may also be a
+    // dataset entry's name (up to 4096 bytes of UTF-8, spec/dataset.md §3, then percent-encoded
+    // for the router's length check): anything up to this reaches the identifier parser and gets
+    // its error; longer is a 414. Node's 16 KiB header limit bounds the whole URL anyway.
+    routerOptions: { maxParamLength: 8192 },
+    // `/images/NAME/a/b.png/...` and `/view/NAME/a/b.png`: the entry's path as one segment (names.ts).
+    rewriteUrl: (request) => rewriteNamedUrl(request.url ?? '/'),
     exposeHeadRoutes: false,
     return503OnClosing: true,
     // Malformed URLs and over-long parameters get the same JSON errors as everything else.
@@ -148,6 +158,7 @@ export async function createServer(init: ServerInit): Promise<FastifyInstance> {
         version: version(),
         images: '/images',
         iiif: '/iiif/3/{cid}/info.json',
+        presentation: '/iiif/3/{cid|NAME}/manifest',
         ipfs: '/ipfs/{cid}?format=raw|car',
         view: '/view/{cid}',
         spec: 'spec/http.md',
@@ -156,7 +167,9 @@ export async function createServer(init: ServerInit): Promise<FastifyInstance> {
   })
   registerImageRoutes(app, ctx)
   registerCropRoutes(app, ctx)
+  registerStreamCropRoutes(app, ctx)
   registerIiifRoutes(app, ctx)
+  registerPresentationRoutes(app, ctx)
   registerIpfsRoutes(app, ctx)
   registerViewerRoutes(app, ctx)
   return app

@@ -4,5 +4,7 @@ import { type CompressJob, compressBand } from './compress.js'
 
 serveJobs((job: CompressJob) => {
   const result = compressBand(job)
-  return { result, transfer: [...result.payloads, ...result.digests].map((b) => b.buffer as ArrayBuffer) }
+  // Empty payloads (tiles stored as another one is) share a buffer: not transferred.
+  const transfer = [...result.payloads, ...result.digests].filter((b) => b.length > 0).map((b) => b.buffer as ArrayBuffer)
+  return { result, transfer }
 })

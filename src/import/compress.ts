@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { TileCodec } from '../format/interface.js'
-import { TileCoder, tileBytes } from '../format/tile-codec.js'
+import { isReferenceContent, TileCoder, tileBytes } from '../format/tile-codec.js'
 
 /** A band of up to `tileSize` rows of a level, to be cut into tiles `firstColumn..`. */
 export interface CompressJob {
@@ -17,12 +17,64 @@ export interface CompressJob {
   readonly codec: TileCodec
   readonly firstColumn: number
   readonly columns: number
+  /** Delta tiles (spec/format.md §6.1): one slot per column of the job, and the policy. */
+  readonly delta?: DeltaJob
 }
 
-/** Each tile's payload and the sha2-256 digest of the payload. */
+/**
+ * What a delta import knows of one tile position, in shared memory: the content of the tile
+ * there in the last image and of its reference, and the references it may be a delta
+ * against. Only the job of the position's row touches it (the import's order, DeltaTicket,
+ * sees to that).
+ */
+export interface DeltaSlot {
+  readonly last: Uint8Array
+  readonly hasLast: boolean
+  /** The position's reference content, which the job rewrites when the reference changes. */
+  readonly ref: Uint8Array
+  /** What the tile may be a delta against: the position's reference first, then earlier ones. */
+  readonly refs: readonly DeltaReference[]
+}
+
+/**
+ * A plain tile a delta may reference: the position's own (its content, in shared memory) or
+ * an earlier one of the position (its payload, in shared memory: decompressed when tried).
+ */
+export interface DeltaReference {
+  readonly content?: Uint8Array
+  readonly payload?: Uint8Array
+  /** Bytes of its payload: the size a plain tile like it takes. */
+  readonly length: number
+}
+
+/** The delta part of a CompressJob. */
+export interface DeltaJob {
+  readonly slots: readonly DeltaSlot[]
+  /** A delta is stored when at most this fraction of the plain payload's bytes. */
+  readonly maxRatio: number
+}
+
+/** How a tile of a delta job is stored. */
+export const TileKind = {
+  /** The same content as the last tile at its position: stored as that one is. */
+  last: 0,
+  /** The same content as a reference: that plain tile. */
+  ref: 1,
+  /** A new plain tile, now the position's reference. */
+  plain: 2,
+  /** A delta against a reference. */
+  delta: 3,
+  /** A new plain tile that cannot be a reference (isReferenceContent). */
+  plainOnly: 4,
+} as const
+
+/** Each tile's payload and the sha2-256 digest of the payload (empty for kinds `last` and `ref`). */
 export interface CompressResult {
   readonly payloads: Uint8Array[]
   readonly digests: Uint8Array[]
+  /** With a delta job: each tile's TileKind, and for kinds `ref` and `delta` the index of its reference in its slot's `refs`. */
+  readonly kinds?: number[]
+  readonly refs?: number[]
 }
 
 const coders = new Map<string, TileCoder>()
@@ -42,6 +94,8 @@ export function compressBand(job: CompressJob): CompressResult {
   const tile = new Uint8Array(tileBytes(coder.shape))
   const payloads: Uint8Array[] = []
   const digests: Uint8Array[] = []
+  const kinds: number[] = []
+  const refs: number[] = []
   for (let column = job.firstColumn; column < job.firstColumn + job.columns; column++) {
     const x0 = column * tileSize * pixelBytes
     const copyBytes = Math.min(tileRowBytes, rowBytes - x0)
@@ -51,10 +105,74 @@ export function compressBand(job: CompressJob): CompressResult {
       const from = y * rowBytes + x0
       tile.set(job.band.subarray(from, from + copyBytes), y * tileRowBytes)
     }
-    const payload = coder.encode(tile)
+    const slot = job.delta?.slots[column - job.firstColumn]
+    const [kind, payload, ref] =
+      slot === undefined ? [TileKind.plain, coder.encode(tile), -1] : deltaTile(coder, tile, slot, job.delta!.maxRatio)
+    kinds.push(kind)
+    refs.push(ref)
     payloads.push(payload)
     // A copy: digest() may return a slice of Node's shared Buffer pool, which cannot be transferred.
-    digests.push(new Uint8Array(createHash('sha256').update(payload).digest()))
+    digests.push(payload.length === 0 ? payload : new Uint8Array(createHash('sha256').update(payload).digest()))
   }
-  return { payloads, digests }
+  return job.delta === undefined ? { payloads, digests } : { payloads, digests, kinds, refs }
+}
+
+const NONE = new Uint8Array(0)
+
+/**
+ * One tile of a delta job (spec/format.md §6.1, Writing): the cheapest way to store it, and
+ * the slot updated (`last`; `ref` when the position's reference changes: a new plain tile,
+ * or an earlier reference the tile is closer to). Equal content is found by comparing
+ * bytes, before compressing anything. The delta against the position's own reference is
+ * tried first: when it is under `maxRatio` of that reference's plain size the plain payload
+ * is not computed (a changed tile is usually about as large as the tile it replaced). Else
+ * the earlier references are tried too (a window switched back to), and the smallest delta
+ * is kept if it is under `maxRatio` of the tile's own plain payload.
+ */
+function deltaTile(coder: TileCoder, pixels: Uint8Array, slot: DeltaSlot, maxRatio: number): [number, Uint8Array, number] {
+  const content = coder.content(pixels)
+  if (slot.hasLast && equalBytes(content, slot.last)) return [TileKind.last, NONE, -1]
+  slot.last.set(content)
+  const own = slot.refs[0]?.content
+  if (own !== undefined && equalBytes(content, own)) return [TileKind.ref, NONE, 0]
+  let best: Uint8Array | undefined
+  let bestRef = -1
+  for (const [i, ref] of slot.refs.entries()) {
+    const dictionary = ref.content ?? coder.decompress(ref.payload!, earlierScratch(content.length))
+    if (i > 0 && equalBytes(content, dictionary)) {
+      slot.ref.set(dictionary)
+      return [TileKind.ref, NONE, i]
+    }
+    const delta = coder.encodeDelta(content, dictionary)
+    if (i === 0 && delta.length <= ref.length * maxRatio) return [TileKind.delta, delta, 0]
+    if (best === undefined || delta.length < best.length) {
+      best = delta
+      bestRef = i
+    }
+  }
+  const plain = coder.encodeContent(content)
+  if (best !== undefined && best.length <= plain.length * maxRatio) {
+    // An earlier reference did better than the position's own: it is the position's again.
+    if (bestRef > 0) slot.ref.set(coder.decompress(slot.refs[bestRef]!.payload!, earlierScratch(content.length)))
+    return [TileKind.delta, best, bestRef]
+  }
+  if (!isReferenceContent(content)) return [TileKind.plainOnly, plain, -1]
+  slot.ref.set(content)
+  return [TileKind.plain, plain, -1]
+}
+
+const earlier = new Map<number, Uint8Array>()
+
+/** This thread's buffer for an earlier reference's content. */
+function earlierScratch(bytes: number): Uint8Array {
+  let buffer = earlier.get(bytes)
+  if (buffer === undefined) {
+    buffer = new Uint8Array(bytes)
+    earlier.set(bytes, buffer)
+  }
+  return buffer
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length))
 }

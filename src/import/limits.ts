@@ -29,8 +29,8 @@ export const DEFAULT_MAX_DECODE_BYTES = 128 * 2 ** 20
  */
 export const TEMP_FREE_MARGIN_BYTES = 256 * 2 ** 20
 
-/** Temporary files older than this whose process is gone are removed (decoders/sharp.ts). */
-export const STALE_TEMP_MS = 60 * 60 * 1000
+/** Temporary files older than this whose process is gone are removed (decoders/sharp.ts, src/temp.ts). */
+export { STALE_TEMP_MS } from '../temp.js'
 
 /**
  * Strips or tiles are charged per chunk: more than MANY_CHUNKS of them averaging fewer than

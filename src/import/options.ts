@@ -21,13 +21,27 @@ export const IMPORT_OPTIONS = {
   workers: { default: undefined, min: 0, max: 64 },
 } as const satisfies Record<string, Rule>
 
-/** Options of a dataset import beyond those: files at once (each compressed on one thread), checkpoints. */
+/**
+ * Options of a dataset import beyond those: files at once, compression threads shared by all
+ * of them (undefined: one per core, at most 8), checkpoints.
+ */
 export const DATASET_IMPORT_OPTIONS = {
   jobs: { default: 2, min: 1, max: Number.POSITIVE_INFINITY },
-  workers: { default: 0, min: 0, max: 64 },
+  workers: { default: undefined, min: 0, max: 64 },
   checkpointFiles: { default: 500, min: 1, max: Number.POSITIVE_INFINITY },
   checkpointSeconds: { default: 30, min: 0, max: Number.POSITIVE_INFINITY },
 } as const satisfies Record<string, Rule>
+
+/**
+ * Defaults a dataset import takes where a single image takes IMPORT_OPTIONS': a dataset is
+ * usually a series of similar images (screenshots, frames, scans), so its tiles are smaller
+ * (more of them repeat exactly) and stored as deltas against the tile at the same place in
+ * the images before (spec/format.md §6.1). Measured in bench/README.md#screenshot-archive.
+ */
+export const DATASET_DEFAULTS = {
+  tileSize: 256,
+  deltas: true,
+} as const
 
 /** The options importParameters reads (undefined: the default). */
 export interface ImportParameterOptions {
@@ -80,6 +94,7 @@ function isByteLimit(value: unknown): boolean {
 
 /** The options datasetImportParameters reads. */
 export interface DatasetImportParameterOptions extends ImportParameterOptions {
+  readonly deltas?: boolean | undefined
   readonly jobs?: number | undefined
   readonly checkpointFiles?: number | undefined
   readonly checkpointSeconds?: number | undefined
@@ -97,7 +112,13 @@ export function datasetImportParameters(options: DatasetImportParameterOptions) 
     if (!inRange(n, rule)) throw new InvalidArgumentError(`Expected an integer >= ${rule.min} for ${name} but received ${n}`)
   }
   const workers = options.workers ?? DATASET_IMPORT_OPTIONS.workers.default
-  return { ...importParameters({ ...options, workers }), ...own, workers }
+  const tileSize = options.tileSize ?? DATASET_DEFAULTS.tileSize
+  const deltas = options.deltas ?? DATASET_DEFAULTS.deltas
+  // What the import chose for the caller, to say so (`tessera import --dataset` prints it).
+  const defaulted: Array<keyof typeof DATASET_DEFAULTS> = []
+  if (options.tileSize === undefined) defaulted.push('tileSize')
+  if (options.deltas === undefined) defaulted.push('deltas')
+  return { ...importParameters({ ...options, tileSize, workers }), ...own, workers, deltas, defaulted }
 }
 
 function inRange(value: number, rule: Rule): boolean {

@@ -56,6 +56,8 @@ export async function collectStore(
   renewal.unref()
   try {
     const bytesBefore = await store.storedBytes(options)
+    // Killed writers' temporaries: never named by the store, invisible to listings.
+    await driver.removeStaleTemporaries?.(options)
     await store.refresh(options)
     const snapshot = store.state
     const G = snapshot.gen

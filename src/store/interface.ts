@@ -61,6 +61,11 @@ export interface CollectResult {
 
 /** Block storage addressed by CID. Every read is verified against the CID. */
 export interface BlockStore {
+  /**
+   * True when each read is a round trip to another machine (S3): readers then ask for what
+   * they need at once rather than as they go (src/crop/prefetch.ts). Absent: local.
+   */
+  readonly remote?: boolean
   /** The block's bytes, verified against `cid`; NotFoundError if absent, IntegrityError if corrupt. */
   get(cid: CID, options?: AbortOptions): Promise<Uint8Array>
   /** The blocks' bytes in order, each verified; fails like `get` on the first bad one. */

@@ -64,6 +64,14 @@ interface Found {
   readonly length: number
 }
 
+/** Blocks one caller waits for, in a batch of remote reads. */
+interface PendingRead {
+  readonly found: readonly Found[]
+  readonly signal: AbortSignal | undefined
+  readonly resolve: (blocks: Uint8Array[]) => void
+  readonly reject: (error: unknown) => void
+}
+
 /** A lease: a transaction in progress (spec/store.md §5.1). */
 export interface Lease {
   readonly txn: string
@@ -146,6 +154,8 @@ export class ObjectBlockStore implements BlockStore {
   #refreshed = Date.now()
   #refreshing: Promise<void> | undefined
   #commits: Promise<unknown> = Promise.resolve()
+  // Remote reads waiting for the end of this turn of the event loop (see #readMany).
+  #batch: PendingRead[] | undefined
 
   constructor(driver: ObjectDriver, state: StoreState, init: ObjectStoreInit = {}) {
     this.driver = driver
@@ -156,6 +166,11 @@ export class ObjectBlockStore implements BlockStore {
       leaseMs: init.leaseMs ?? 120_000,
       refreshMs: init.refreshMs ?? 100,
     }
+  }
+
+  /** Reads are requests to a server: the backend has no synchronous reads (see BlockStore.remote). */
+  get remote(): boolean {
+    return this.driver.getRangeSync === undefined
   }
 
   /** For messages: the backend's location. */
@@ -425,29 +440,60 @@ export class ObjectBlockStore implements BlockStore {
     })
   }
 
-  async #readMany(found: readonly Found[], options?: AbortOptions): Promise<Uint8Array[]> {
-    if (this.driver.getRangeSync !== undefined) return found.map((f) => this.driver.getRangeSync!(packKey(f.pack), f.offset, f.length))
-    // Remote backends: one request per run of nearby blocks, all at once. A tile row's tiles
-    // lie next to each other in their pack, so a crop's row costs one request, not one a tile.
-    const order = found.map((_, i) => i).sort((a, b) => compareFound(found[a]!, found[b]!))
-    const spans: Array<{ pack: string; start: number; end: number; members: number[] }> = []
-    for (const i of order) {
-      const f = found[i]!
+  #readMany(found: readonly Found[], options?: AbortOptions): Promise<Uint8Array[]> {
+    if (this.driver.getRangeSync !== undefined)
+      return Promise.resolve(found.map((f) => this.driver.getRangeSync!(packKey(f.pack), f.offset, f.length)))
+    // Remote backends: the reads asked for in one turn of the event loop (a crop's index blocks,
+    // then its tiles, read ahead band by band; concurrent crops of a server) go out together.
+    return new Promise((resolve, reject) => {
+      if (this.#batch === undefined) {
+        this.#batch = []
+        setImmediate(() => void this.#flushReads())
+      }
+      this.#batch.push({ found, signal: options?.signal, resolve, reject })
+    })
+  }
+
+  /**
+   * Reads a batch: one ranged request per run of nearby blocks of one pack, all at once. A tile
+   * row's tiles lie next to each other in their pack, so a crop's row costs one request, not
+   * one a tile. A failed request fails the reads that needed it, not the others.
+   */
+  async #flushReads(): Promise<void> {
+    const batch = this.#batch ?? []
+    this.#batch = undefined
+    const members: Array<{ found: Found; read: number; slot: number }> = []
+    for (const [r, read] of batch.entries()) for (const [slot, found] of read.found.entries()) members.push({ found, read: r, slot })
+    members.sort((a, b) => compareFound(a.found, b.found))
+    const spans: Array<{ pack: string; start: number; end: number; members: typeof members }> = []
+    for (const member of members) {
+      const f = member.found
       const last = spans.at(-1)
       if (last !== undefined && last.pack === f.pack && f.offset - last.end <= MERGE_GAP && f.offset + f.length - last.start <= MAX_SPAN) {
         last.end = Math.max(last.end, f.offset + f.length)
-        last.members.push(i)
-      } else spans.push({ pack: f.pack, start: f.offset, end: f.offset + f.length, members: [i] })
+        last.members.push(member)
+      } else spans.push({ pack: f.pack, start: f.offset, end: f.offset + f.length, members: [member] })
     }
-    const out = new Array<Uint8Array>(found.length)
+    // One caller's signal cancels the requests only if every read of the batch has it (a
+    // crop's own reads); otherwise each caller checks its own when its blocks arrive.
+    const signal = batch.every((read) => read.signal === batch[0]?.signal) ? batch[0]?.signal : undefined
+    const outs = batch.map((read) => new Array<Uint8Array>(read.found.length))
+    const failures = new Array<unknown>(batch.length)
     await Promise.all(
       spans.map(async (span) => {
-        const bytes = await this.driver.getRange(packKey(span.pack), span.start, span.end - span.start, options)
-        for (const i of span.members)
-          out[i] = bytes.subarray(found[i]!.offset - span.start, found[i]!.offset - span.start + found[i]!.length)
+        try {
+          const bytes = await this.driver.getRange(packKey(span.pack), span.start, span.end - span.start, { signal })
+          for (const { found, read, slot } of span.members)
+            outs[read]![slot] = bytes.subarray(found.offset - span.start, found.offset - span.start + found.length)
+        } catch (error) {
+          for (const { read } of span.members) failures[read] ??= error
+        }
       }),
     )
-    return out
+    for (const [r, read] of batch.entries()) {
+      if (failures[r] !== undefined) read.reject(failures[r])
+      else read.resolve(outs[r]!)
+    }
   }
 
   // Crops call this on every read: a clock check, and a refresh in the background when the view is old.

@@ -236,10 +236,17 @@ class CarTiles implements StreamDecoder {
         const index = indexes.get(row)
         if (index === undefined) return
         const tiles = new Map<number, Uint8Array>()
+        // A delta tile's reference (spec/format.md §6.1), needed with it.
+        const references = new Map<number, Uint8Array>()
         for (const column of columns.get(row)!) {
           const payload = await tileOf(keyOf(index.tiles[column]!))
           if (payload === undefined) return
           tiles.set(column, payload)
+          const ref = index.refs?.[column] ?? null
+          if (ref === null) continue
+          const reference = await tileOf(keyOf(ref))
+          if (reference === undefined) return
+          references.set(column, reference)
         }
         const step: Delivery[] = []
         bands.forEach((map, regionIndex) => {
@@ -251,13 +258,18 @@ class CarTiles implements StreamDecoder {
             band,
             band.slices.map((slice) => tiles.get(slice.column)!),
             data,
+            references.size === 0 ? undefined : band.slices.map((slice) => references.get(slice.column)),
           )
           stats.tilesDecoded += band.slices.length
           step.push({ index: regionIndex, band: { y: band.regionY, height: band.height, data } satisfies Band })
         })
         stats.rowsDecoded += Math.min(T, height - row * T)
-        for (const column of columns.get(row)!) {
-          const key = keyOf(index.tiles[column]!)
+        const used = columns.get(row)!.flatMap((column) => {
+          const ref = index.refs?.[column] ?? null
+          return ref === null ? [index.tiles[column]!] : [index.tiles[column]!, ref]
+        })
+        for (const cid of used) {
+          const key = keyOf(cid)
           const left = (wanted.get(key) ?? 1) - 1
           if (left > 0) {
             wanted.set(key, left)
@@ -283,11 +295,14 @@ class CarTiles implements StreamDecoder {
         const bytes = await body.data(frame)
         for (const row of indexRows) {
           if (indexes.has(row)) continue
-          const index = decodeTileRow(bytes, across)
+          const index = decodeTileRow(bytes, across, manifest.tessera)
           indexes.set(row, index)
           for (const column of columns.get(row)!) {
-            const tile = keyOf(index.tiles[column]!)
-            wanted.set(tile, (wanted.get(tile) ?? 0) + 1)
+            const ref = index.refs?.[column] ?? null
+            for (const cid of ref === null ? [index.tiles[column]!] : [index.tiles[column]!, ref]) {
+              const tile = keyOf(cid)
+              wanted.set(tile, (wanted.get(tile) ?? 0) + 1)
+            }
           }
         }
       } else if (frame.cid.code === RAW && wanted.has(key) && !payloads.has(key)) {

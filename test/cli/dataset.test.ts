@@ -55,7 +55,10 @@ describe('dataset commands', () => {
     await mkdir(join(dir, 'shots', 'day2'), { recursive: true })
     for (const [name, image] of Object.entries(images)) await writeTiled(join(dir, 'shots', name), image)
     const result = await run(store(), 'import', 'shots', '--dataset', 'shots', '--tile-size', '16')
-    expect(result.stderr).toBe('dataset shots: 4 files: 4 imported, 0 reused, 0 unchanged, 0 failed\n')
+    expect(result.stderr).toBe(
+      'dataset shots: 4 files: 4 imported, 0 reused, 0 unchanged, 0 failed\n' +
+        'dataset shots: tile size 16, delta tiles on (dataset default; --no-deltas to turn off)\n',
+    )
     expect(result.code).toBe(0)
     head = result.stdout.toString().trim()
     expect(head).toMatch(/^bafyrei/)

@@ -4,7 +4,7 @@
  * an interruption, files that fail while the others go in, and dedup accounting exactness on
  * images with known duplicate tiles.
  */
-import { cp, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -153,6 +153,61 @@ describe('dataset import', () => {
     expect(result).toMatchObject({ imported: 1, failed: 2 })
     expect(failures.sort()).toEqual(['junk.png ERR_UNSUPPORTED_FORMAT', 'truncated.pam ERR_CORRUPT_INPUT'])
     expect(await names(store, 'd')).toEqual(['good.pam'])
+  })
+
+  it('re-imports unchanged files when asked for other settings (a new --tile-size is not ignored)', async () => {
+    const src = join(dir, 'src')
+    await mkdir(src)
+    const image = tiledImage(16, [
+      [1, 2],
+      [3, 4],
+    ])
+    await writeTiled(join(src, 'a.pam'), image)
+    const store = new MemoryBlockStore()
+    await importDataset(store, 'd', [src], { tileSize: 16 })
+    const again = await importDataset(store, 'd', [src], { tileSize: 32 })
+    expect(again).toMatchObject({ total: 1, imported: 1, unchanged: 0 })
+    const { resolveImage } = await import('../../src/dataset/dataset.js')
+    const reopened = await openImage(store, await resolveImage(store, 'd/a.pam'))
+    expect(reopened.manifest.tileSize).toBe(32)
+    expect(new Uint8Array(await rawCrop(store, 'd/a.pam'))).toEqual(naiveCrop(image, { x: 0, y: 0, width: 32, height: 32 }))
+    // The same settings again: unchanged, nothing read.
+    expect(await importDataset(store, 'd', [src], { tileSize: 32 })).toMatchObject({ total: 1, unchanged: 1, imported: 0 })
+  })
+
+  it('reports dangling links and names that are not UTF-8, and its counts add up', async () => {
+    const src = join(dir, 'src')
+    await mkdir(src)
+    await writeTiled(join(src, 'good.pam'), tiledImage(16, [[1]]))
+    await symlink(join(src, 'gone.pam'), join(src, 'dangling.pam'))
+    // f<0xff>.pam: a byte that is not UTF-8 (Linux file names are bytes).
+    const raw = Buffer.concat([Buffer.from(`${src}/f`), Buffer.from([0xff]), Buffer.from('.pam')])
+    await writeFile(raw, 'P7\n')
+    const store = new MemoryBlockStore()
+    const failures: string[] = []
+    const result = await importDataset(store, 'd', [src], {
+      tileSize: 16,
+      onFailure: (f) => failures.push(`${f.path.slice(src.length + 1)} ${f.error.code}`),
+    })
+    expect(failures.sort()).toEqual(['dangling.pam ERR_NOT_FOUND', 'f\\xff.pam ERR_INVALID_ARGUMENT'])
+    expect(result).toMatchObject({ total: 3, done: 3, imported: 1, failed: 2 })
+    expect(result.imported + result.reused + result.unchanged + result.failed).toBe(result.total)
+    expect(await names(store, 'd')).toEqual(['good.pam'])
+  })
+
+  it('names entries in NFC: a decomposed file name is one entry, and its two spellings collide', async () => {
+    const src = join(dir, 'src')
+    await mkdir(src)
+    const nfd = 'e\u0301te\u0301.pam'
+    await writeTiled(join(src, nfd), tiledImage(16, [[1]]))
+    const store = new MemoryBlockStore()
+    await importDataset(store, 'd', [src], { tileSize: 16 })
+    expect(await names(store, 'd')).toEqual(['\u00e9t\u00e9.pam'])
+    await writeTiled(join(src, '\u00e9t\u00e9.pam'), tiledImage(16, [[2]]))
+    await expect(importDataset(store, 'd', [src], { tileSize: 16 })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      message: expect.stringContaining('would both be entry'),
+    })
   })
 
   it('refuses two files that map to one entry, a bad name or tile size, before importing anything', async () => {

@@ -35,7 +35,7 @@ describe('manifest', () => {
     [
       'an unknown version',
       (m) => {
-        m.tessera = 2
+        m.tessera = 3
       },
     ],
     [

@@ -184,12 +184,31 @@ describe('memory in bytes, not slots (finding 7)', () => {
       const info = (await (await fetch(`${base}/iiif/3/${cid}/info.json`)).json()) as { maxArea: number; sizes: unknown[] }
       expect(info.maxArea).toBeLessThan(2 ** 24)
       expect(info.maxArea).toBeGreaterThan(100_000)
-      // The costliest request within the limits: upscaled to the area, rotated, as WebP.
+      // The costliest request within the limits: as large as the area allows (this image is
+      // larger than it: ^max is max, scaled down to the limits), rotated, as WebP.
       const response = await fetch(`${base}/iiif/3/${cid}/full/^max/!90/default.webp`)
       expect(response.status).toBe(200)
       const { width, height } = await sharp(Buffer.from(await response.arrayBuffer())).metadata()
       expect(width! * height!).toBeLessThanOrEqual(info.maxArea)
       expect(width! * height!).toBeGreaterThan(info.maxArea * 0.99)
+    })
+  })
+})
+
+describe('upscaled renders within the advertised limits', () => {
+  it('lowers maxArea for upscaling too: the largest ^ render info.json allows fits the budget', async () => {
+    await withServer({ heavyMemoryBudget: 32 * 2 ** 20 }, async (base) => {
+      const info = (await (await fetch(`${base}/iiif/3/${cid}/info.json`)).json()) as { maxArea: number }
+      // More than the image (1024 x 768), so only a ^ size can reach it...
+      expect(info.maxArea).toBeGreaterThan(1024 * 768)
+      expect(info.maxArea).toBeLessThan(2 ** 24)
+      // ...and the costliest such request (as large as the area allows, rotated, WebP) is served.
+      const scale = Math.sqrt(info.maxArea / (1024 * 768))
+      const [w, h] = [Math.floor(1024 * scale), Math.floor(768 * scale)]
+      const response = await fetch(`${base}/iiif/3/${cid}/full/^${w},${h}/90/default.webp`)
+      expect(response.status).toBe(200)
+      // One size past the area is refused up front, as the limits say.
+      expect((await fetch(`${base}/iiif/3/${cid}/full/^${w + 8},${h + 6}/90/default.webp`)).status).toBe(400)
     })
   })
 })

@@ -83,7 +83,9 @@ describe('size (§4.2)', () => {
     ['max', open, [300, 200]],
     // "Assuming that the image has a maxWidth of 200px".
     ['max', maxWidth200, [200, 133]],
-    ['^max', maxWidth360, [360, 240]],
+    // ^max is max (params.ts): the limits bound it, they are not a size to grow to.
+    ['^max', maxWidth360, [300, 200]],
+    ['^max', maxWidth200, [200, 133]],
     ['150,', open, [150, 100]],
     ['^360,', open, [360, 240]],
     [',150', open, [225, 150]],
@@ -95,8 +97,9 @@ describe('size (§4.2)', () => {
     // "N.B. Returned image is 150,100 px" and "360,240 px".
     ['!225,100', open, [150, 100]],
     ['^!360,360', open, [360, 240]],
-    // Without ^, a confining box larger than the region gives the region itself.
-    ['!1000,1000', open, [300, 200]],
+    // A box that the region fits exactly on one side.
+    ['!300,1000', open, [300, 200]],
+    ['^!2000,500', open, [750, 500]],
     ['1,', open, [1, 1]],
     ['300,200', open, [300, 200]],
   ] as const)('%s', (text, limits, size) => {
@@ -108,6 +111,9 @@ describe('size (§4.2)', () => {
     ['upscaling height without ^', ',201', 400],
     ['pct over 100 without ^', 'pct:120', 400],
     ['w,h over the region without ^', '300,201', 400],
+    // §4.2 and the validator's size_noup: a best fit larger than the region needs ^.
+    ['a confining box larger than the region without ^', '!1000,1000', 400],
+    ['!2000,3000 without ^', '!2000,3000', 400],
     ['zero width', '0,', 400],
     ['zero pct', 'pct:0', 400],
     ['zero box', '!0,10', 400],
@@ -155,7 +161,11 @@ describe('rotation, quality, format (§4.3-§4.5)', () => {
     expect(() => parseQualityFormat(text)).not.toThrow()
   })
 
-  it.each(['bitonal.jpg', 'default.gif', 'default.jp2', 'default.pdf', 'default', 'colour.jpg', 'default.JPG'])('%s is a 400', (text) => {
+  it.each(['bitonal.jpg', 'bitonal.png', 'bitonal.tif', 'bitonal.webp'])('%s is accepted', (text) => {
+    expect(parseQualityFormat(text).quality).toBe('bitonal')
+  })
+
+  it.each(['Bitonal.jpg', 'default.gif', 'default.jp2', 'default.pdf', 'default', 'colour.jpg', 'default.JPG'])('%s is a 400', (text) => {
     expect(codeOf(() => parseQualityFormat(text))).toBe('ERR_INVALID_ARGUMENT')
   })
 })
@@ -180,8 +190,11 @@ describe('canonical URI syntax (§4.8)', () => {
     expect(resolveRequest(parseImageRequest(region, size, rotation, quality), W, H, open).canonical).toBe(canonical)
   })
 
-  it('^max is canonical when it upscales to the limits', () => {
+  it('^max is canonical max, and an upscale names its size', () => {
     const limits = { ...open, maxWidth: 360, maxHeight: 360 }
-    expect(resolveRequest(parseImageRequest('full', '^max', '0', 'default.png'), W, H, limits).canonical).toBe('full/^max/0/default.png')
+    expect(resolveRequest(parseImageRequest('full', '^max', '0', 'default.png'), W, H, limits).canonical).toBe('full/max/0/default.png')
+    expect(resolveRequest(parseImageRequest('full', '^!360,360', '0', 'default.png'), W, H, limits).canonical).toBe(
+      'full/^360,240/0/default.png',
+    )
   })
 })

@@ -4,9 +4,13 @@
  * formats, image information, the base URI redirect, media types, CORS, error statuses, and
  * tile requests served from the matching pyramid level touching only the tiles they need.
  */
+import { execFileSync } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createServer } from '../../src/http/server.js'
 import { makeImage, naiveCrop, naiveHalve, type TestImage } from '../helpers/oracle.js'
+import { PYTHON } from '../helpers/readers.js'
 import { bytesOf, decode, type Fixture, fixture, importTestImage, maxDifference, meanDifference } from './helpers.js'
 
 let fx: Fixture
@@ -148,7 +152,7 @@ describe('base URI and image information (§2, §5)', () => {
         { width: 300, height: 200 },
       ],
       extraFormats: ['tif', 'webp'],
-      extraQualities: ['color', 'gray'],
+      extraQualities: ['color', 'gray', 'bitonal'],
     })
     expect(info.extraFeatures).toEqual(expect.arrayContaining(['mirroring', 'sizeUpscaling', 'canonicalLinkHeader', 'profileLinkHeader']))
     expect(info.seeAlso[0].id).toBe(`http://localhost:80/images/${cid}`)
@@ -166,7 +170,7 @@ describe('base URI and image information (§2, §5)', () => {
   })
 
   it('lists gray only for a gray image, and every scale factor for an image without pyramid', async () => {
-    expect(JSON.parse((await get(`/iiif/3/${grayCid}/info.json`)).body).extraQualities).toEqual(['gray'])
+    expect(JSON.parse((await get(`/iiif/3/${grayCid}/info.json`)).body).extraQualities).toEqual(['gray', 'bitonal'])
     const info = JSON.parse((await get(`/iiif/3/${flatCid}/info.json`)).body)
     expect(info.tiles).toEqual([{ width: 64, height: 64, scaleFactors: [1, 2, 4, 8] }])
   })
@@ -305,6 +309,56 @@ describe('qualities (§4.4) and formats (§4.5)', () => {
     expect(Buffer.from(color.image.data).equals(Buffer.from(source.data))).toBe(true)
   })
 
+  it('bitonal is gray thresholded at 128, one bit per pixel in png and tif, 0/255 gray in jpg and webp', async () => {
+    const expected = new Uint8Array(300 * 200)
+    for (let p = 0; p < expected.length; p++) {
+      const [r, g, b] = [source.data[p * 3]!, source.data[p * 3 + 1]!, source.data[p * 3 + 2]!]
+      expected[p] = (19595 * r + 38470 * g + 7471 * b + 32768) >> 16 >= 128 ? 255 : 0
+    }
+    // Both levels occur: the test image is not all one side of the threshold.
+    expect(new Set(expected).size).toBe(2)
+    for (const ext of ['png', 'tif']) {
+      const response = await get(`/iiif/3/${cid}/full/max/0/bitonal.${ext}`)
+      expect(response.statusCode).toBe(200)
+      const [vips] = await decode({ bytes: bytesOf(response), ext })
+      expect([vips!.width, vips!.height, vips!.channels]).toEqual([300, 200, 1])
+      expect(Buffer.from(vips!.data).equals(Buffer.from(expected)), ext).toBe(true)
+      // PIL, the validator's reader, opens it as a 1-bit image ("1" mode), 300 x 200 at 1/8 byte a pixel.
+      const path = join(fx.dir, `bitonal.${ext}`)
+      await writeFile(path, bytesOf(response))
+      const pil = execFileSync(PYTHON, ['-c', 'import sys; from PIL import Image; print(Image.open(sys.argv[1]).mode)', path])
+      expect(pil.toString().trim(), ext).toBe('1')
+      expect(bytesOf(response).length).toBeLessThan((300 * 200) / 8 + 1000)
+    }
+    for (const ext of ['jpg', 'webp']) {
+      const { image } = await png(`/iiif/3/${cid}/full/max/0/bitonal.${ext}`)
+      // Lossy: nearly every sample is within reach of 0 or 255, and on the right side.
+      let wrong = 0
+      for (let p = 0; p < expected.length; p++) if (Math.abs(image.data[p * image.channels]! - expected[p]!) > 127) wrong++
+      expect(wrong / expected.length).toBeLessThan(0.02)
+    }
+  })
+
+  it('bitonal composites alpha over white and thresholds 16-bit samples at 32768', async () => {
+    const { image } = await png(`/iiif/3/${deepCid}/full/max/!90/bitonal.png`)
+    const samples = new Uint16Array(deep.data.buffer, deep.data.byteOffset, deep.data.length / 2)
+    const expected = new Uint8Array(70 * 50)
+    for (let y = 0; y < 50; y++) {
+      for (let x = 0; x < 70; x++) {
+        const s = (y * 70 + x) * 4
+        const luma = Math.floor((19595 * samples[s]! + 38470 * samples[s + 1]! + 7471 * samples[s + 2]! + 32768) / 65536)
+        const a = samples[s + 3]!
+        const over = (luma * a + 65535 * (65535 - a)) / 65535
+        // Mirrored, then turned 90 degrees clockwise: (x, y) lands at column 49 - y, row 69 - x.
+        expected[(69 - x) * 50 + (49 - y)] = over >= 32768 ? 255 : 0
+      }
+    }
+    expect([image.width, image.height, image.channels]).toEqual([50, 70, 1])
+    let wrong = 0
+    for (let p = 0; p < expected.length; p++) if (image.data[p] !== expected[p]) wrong++
+    expect(wrong).toBe(0)
+  })
+
   it('color on a gray image is not an error: it returns the gray pixels', async () => {
     const { image } = await png(`/iiif/3/${grayCid}/full/max/0/color.png`)
     expect(image.channels).toBe(1)
@@ -373,7 +427,7 @@ describe('errors (§7.3)', () => {
     ['over the size limits', 'full', '^9000,', '0', 'default.png', 400, 'ERR_LIMIT'],
     ['arbitrary rotation', 'full', 'max', '22.5', 'default.png', 400, 'ERR_INVALID_ARGUMENT'],
     ['rotation out of range', 'full', 'max', '400', 'default.png', 400, 'ERR_INVALID_ARGUMENT'],
-    ['bitonal', 'full', 'max', '0', 'bitonal.png', 400, 'ERR_INVALID_ARGUMENT'],
+    ['a confining box that would upscale without ^', 'full', '!2000,3000', '0', 'default.png', 400, 'ERR_INVALID_ARGUMENT'],
     ['unsupported format', 'full', 'max', '0', 'default.gif', 400, 'ERR_INVALID_ARGUMENT'],
   ])('%s is a %i', async (_name, region, size, rotation, quality, status, code) => {
     const response = await get(`/iiif/3/${cid}/${region}/${size}/${rotation}/${quality}`)

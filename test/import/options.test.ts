@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_MAX_DECODE_BYTES, DEFAULT_MAX_PIXELS } from '../../src/import/limits.js'
 import {
+  DATASET_DEFAULTS,
   DATASET_IMPORT_OPTIONS,
   type DatasetImportParameterOptions,
   datasetImportParameters,
@@ -67,9 +68,18 @@ describe('importParameters', () => {
 })
 
 describe('datasetImportParameters', () => {
-  it('adds the dataset defaults: files in parallel, each compressed on its own thread', () => {
-    expect(datasetImportParameters({})).toMatchObject({ tileSize: 256, jobs: 2, workers: 0, checkpointFiles: 500, checkpointSeconds: 30 })
-    expect(DATASET_IMPORT_OPTIONS.workers.default).toBe(0)
+  it('adds the dataset defaults: files in parallel sharing one pool, smaller tiles, deltas; and says which it chose', () => {
+    expect(datasetImportParameters({})).toMatchObject({
+      tileSize: DATASET_DEFAULTS.tileSize,
+      deltas: true,
+      defaulted: ['tileSize', 'deltas'],
+      jobs: 2,
+      workers: undefined,
+      checkpointFiles: 500,
+      checkpointSeconds: 30,
+    })
+    expect(datasetImportParameters({ tileSize: 256, deltas: false })).toMatchObject({ tileSize: 256, deltas: false, defaulted: [] })
+    expect(DATASET_IMPORT_OPTIONS.workers.default).toBe(undefined)
   })
 
   const rejected: Array<[string, DatasetImportParameterOptions]> = [

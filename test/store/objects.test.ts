@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DiskDriver } from '../../src/store/objects/disk.js'
 import type { ObjectDriver, ObjectInfo } from '../../src/store/objects/interface.js'
 import { MemoryDriver } from '../../src/store/objects/memory.js'
-import { openS3Driver, parseS3Url, S3Driver } from '../../src/store/objects/s3.js'
+import { openS3Driver, parseListPage, parseS3Url, S3Driver } from '../../src/store/objects/s3.js'
 
 // Never let the AWS SDK look for instance credentials (a request off this machine).
 process.env.AWS_EC2_METADATA_DISABLED ??= 'true'
@@ -470,6 +471,70 @@ describe('s3 object driver configuration (no server)', () => {
     } finally {
       await driver.close()
     }
+  })
+
+  it('retries a read answered 503 or cut off, up to maxAttempts, then fails with the cause', async () => {
+    // A local HTTP endpoint standing in for an overloaded server: it checks the request is a
+    // signed GET of the right path, then fails the first `failures` answers.
+    let failures = 0
+    const seen: string[] = []
+    const http = createHttpServer((request, response) => {
+      seen.push(`${request.method} ${request.url} ${String(request.headers.authorization).slice(0, 16)} ${request.headers.range}`)
+      if (failures > 0) {
+        failures--
+        if (failures % 2 === 0) {
+          response.writeHead(503, { 'content-type': 'application/xml' })
+          response.end('<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>')
+        } else {
+          // Promised 10 bytes, sent 3: a connection cut mid-answer.
+          response.writeHead(206, { 'content-length': '10', 'content-range': 'bytes 0-9/10' })
+          response.write('abc')
+          response.destroy()
+        }
+        return
+      }
+      response.writeHead(206, { 'content-length': '4', 'content-range': 'bytes 2-5/10' })
+      response.end('cdef')
+    })
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    const address = http.address()
+    const port = typeof address === 'object' && address !== null ? address.port : 0
+    const env = { AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: 'a', AWS_SECRET_ACCESS_KEY: 'b' }
+    const driver = S3Driver.fromUrl('s3://bucket/p', env, { maxAttempts: 3 })
+    const once = S3Driver.fromUrl('s3://bucket/p', env, { maxAttempts: 1 })
+    try {
+      failures = 2
+      expect(new TextDecoder().decode(await driver.getRange('a b+c', 2, 4))).toBe('cdef')
+      expect(seen).toHaveLength(3)
+      expect(seen[0]).toBe('GET /bucket/p/a%20b%2Bc AWS4-HMAC-SHA256 bytes=2-5')
+      failures = 1
+      const error = await once.getRange('k', 2, 4).catch((e: unknown) => e)
+      expect(error).toMatchObject({ code: 'ERR_STORE', cause: { name: 'SlowDown', $metadata: { httpStatusCode: 503 } } })
+    } finally {
+      await driver.close()
+      await once.close()
+      await new Promise((resolve) => http.close(resolve))
+    }
+  })
+
+  it('parses ListObjectsV2 pages, entities and continuation included', () => {
+    const page = parseListPage(
+      `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/</Prefix><KeyCount>2</KeyCount><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated><Contents><Key>p/a&amp;b&lt;c&#x3E;&#39;</Key><LastModified>2026-12-06T06:00:00.000Z</LastModified><ETag>&quot;x&quot;</ETag><Size>12</Size><StorageClass>STANDARD</StorageClass></Contents><Contents><Key>p/z</Key><LastModified>2026-12-06T06:00:01.000Z</LastModified><Size>0</Size></Contents><NextContinuationToken>1/tok+en=</NextContinuationToken></ListBucketResult>`,
+    )
+    expect(page).toEqual({
+      contents: [
+        { key: "p/a&b<c>'", size: 12, modified: Date.parse('2026-12-06T06:00:00.000Z') },
+        { key: 'p/z', size: 0, modified: Date.parse('2026-12-06T06:00:01.000Z') },
+      ],
+      truncated: true,
+      token: '1/tok+en=',
+    })
+    expect(parseListPage('<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>')).toEqual({
+      contents: [],
+      truncated: false,
+      token: undefined,
+    })
+    expect(() => parseListPage('<Error><Code>x</Code></Error>')).toThrow(expect.objectContaining({ code: 'ERR_STORE' }))
   })
 
   it('parses s3:// URLs and rejects malformed ones', () => {

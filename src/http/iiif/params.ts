@@ -31,8 +31,9 @@ export interface RotationParam {
   readonly degrees: 0 | 90 | 180 | 270
 }
 
-/** §4.4 Qualities this server produces (`bitonal` is not one of them). */
-export type Quality = 'default' | 'color' | 'gray'
+/** §4.4 Qualities this server produces (bitonal.ts for `bitonal`). */
+export type Quality = 'default' | 'color' | 'gray' | 'bitonal'
+const QUALITIES: readonly Quality[] = ['default', 'color', 'gray', 'bitonal']
 
 /**
  * §4.5 Formats this server produces: jpg and png (level 2), tif and webp (extraFormats). Each
@@ -143,12 +144,12 @@ export function parseQualityFormat(text: string): { quality: Quality; format: Ii
   if (dot < 0) throw bad(`Expected {quality}.{format}, not ${quote(text)}`)
   const quality = text.slice(0, dot)
   const format = text.slice(dot + 1)
-  if (quality !== 'default' && quality !== 'color' && quality !== 'gray') {
-    throw bad(`Quality ${quote(quality)} is not supported: use default, color or gray`)
+  if (!(QUALITIES as readonly string[]).includes(quality)) {
+    throw bad(`Quality ${quote(quality)} is not supported: use ${QUALITIES.join(', ')}`)
   }
   if (!(IIIF_FORMATS as readonly string[]).includes(format))
     throw bad(`Format ${quote(format)} is not supported: use jpg, png, tif or webp`)
-  return { quality, format: format as IiifFormat }
+  return { quality: quality as Quality, format: format as IiifFormat }
 }
 
 /** Parses the four path segments of an image request; throws 400 errors, does no I/O. */
@@ -197,6 +198,15 @@ function limitScale(w: number, h: number, limits: SizeLimits, cap: number): numb
   return Math.min(cap, limits.maxWidth / w, limits.maxHeight / h, Math.sqrt(limits.maxArea / (w * h)))
 }
 
+/**
+ * The largest size of a `w` x `h` region within the limits, keeping its aspect ratio: at most
+ * the region itself, or (with `upscale`) as large as the limits allow. `max` is the first;
+ * the second bounds every `^` size a client may ask for (render.ts, imageLimits).
+ */
+export function largestSize(w: number, h: number, limits: SizeLimits, upscale: boolean): [number, number] {
+  return scaled(w, h, limitScale(w, h, limits, upscale ? Number.POSITIVE_INFINITY : 1))
+}
+
 /** `w` x `h` scaled by `scale`, rounded down so that a limit-bound size stays within its limits; at least 1x1. */
 function scaled(w: number, h: number, scale: number): [number, number] {
   if (scale === 1) return [w, h]
@@ -216,7 +226,11 @@ export function resolveSize(size: SizeParam, rw: number, rh: number, limits: Siz
   let h: number
   switch (size.kind) {
     case 'max':
-      ;[w, h] = scaled(rw, rh, limitScale(rw, rh, limits, size.upscale ? Number.POSITIVE_INFINITY : 1))
+      // `^max` is `max`: the region at full size, within the limits. The specification lets
+      // `^max` grow the region up to maxWidth/maxHeight/maxArea, but those are this server's
+      // memory bounds, not a size anyone asked for, and the official validator (size_up) and
+      // viewers read `^max` of a 1000x1000 image as 1000x1000 (spec/http.md, IIIF).
+      ;[w, h] = largestSize(rw, rh, limits, false)
       break
     case 'w':
       w = size.w
@@ -237,9 +251,11 @@ export function resolveSize(size: SizeParam, rw: number, rh: number, limits: Siz
       break
     case 'confined': {
       if (size.w === 0 || size.h === 0) throw new LimitError(`Size !${size.w},${size.h} gives an empty image`)
-      // As large as possible within w x h and the limits, and (without ^) the region itself.
-      const box = Math.min(size.w / rw, size.h / rh)
-      const scale = Math.min(box, size.upscale ? Number.POSITIVE_INFINITY : 1)
+      // As large as possible within w x h and the limits. Without ^ a box larger than the
+      // region on both sides asks for an upscale, which is a 400 below (§4.2: "sizes not
+      // prefixed with ^ that result in a scaled region dimensions greater than the pixel width
+      // and height of the extracted region are errors"; the validator's size_noup).
+      const scale = Math.min(size.w / rw, size.h / rh)
       w = Math.min(size.w, derived(rw * scale))
       h = Math.min(size.h, derived(rh * scale))
       if (w > limits.maxWidth || h > limits.maxHeight || w * h > limits.maxArea) [w, h] = scaled(rw, rh, limitScale(rw, rh, limits, scale))
@@ -271,10 +287,7 @@ export function resolveRequest(request: ImageRequest, width: number, height: num
   const [maxW, maxH] = scaled(region.width, region.height, limitScale(region.width, region.height, limits, 1))
   let canonicalSize: string
   if (!upscaled && w === maxW && h === maxH) canonicalSize = 'max'
-  else if (upscaled) {
-    const [upW, upH] = scaled(region.width, region.height, limitScale(region.width, region.height, limits, Number.POSITIVE_INFINITY))
-    canonicalSize = w === upW && h === upH ? '^max' : `^${w},${h}`
-  } else canonicalSize = `${w},${h}`
+  else canonicalSize = `${upscaled ? '^' : ''}${w},${h}`
   const rotation = `${request.rotation.mirror ? '!' : ''}${request.rotation.degrees}`
   return {
     region,

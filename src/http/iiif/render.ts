@@ -7,7 +7,8 @@
 import { type Band, colorModelOf, formatOfExtension, pixelFormat, pyramidSizes, type Region, type TesseraImage } from '../../image.js'
 import type { Cost } from '../context.js'
 import { RESPONSE_BYTES, readBytes, writerBytes } from '../cost.js'
-import { IIIF_FORMATS, type IiifFormat, type ResolvedRequest, resolveSize, type SizeLimits } from './params.js'
+import { bitonalBands, encodeBilevelPng, encodeBilevelTiff } from './bitonal.js'
+import { IIIF_FORMATS, type IiifFormat, largestSize, type ResolvedRequest, type SizeLimits } from './params.js'
 import { collect, orient, type Raster, rasterBands, resampleBands, toGray } from './raster.js'
 
 /** IIIF Image API 3.0 context and profile URIs (§5.2, §6). */
@@ -51,8 +52,12 @@ export function imageInformation(image: TesseraImage, id: string, limits: SizeLi
     tiles: [{ width: manifest.tileSize, height: manifest.tileSize, scaleFactors: levels.map((l) => l.factor) }],
     extraFormats: ['tif', 'webp'],
     // §4.4: a gray image lists no `color` (a request for it still succeeds).
-    extraQualities: gray ? ['gray'] : ['color', 'gray'],
+    extraQualities: gray ? ['gray', 'bitonal'] : ['color', 'gray', 'bitonal'],
     extraFeatures: ['mirroring', 'profileLinkHeader', 'canonicalLinkHeader', ...(limits.upscaling ? ['sizeUpscaling'] : [])],
+    // Not IIIF: OpenSeadragon copies the properties of an info.json it is handed as an object
+    // (Mirador does so) onto the tile source, and loads tiles with this policy: with CORS, so that
+    // its WebGL drawer may read them (spec/http.md, Viewers). Every response allows any origin.
+    crossOriginPolicy: 'Anonymous',
     ...(extra.manifestUrl === undefined
       ? {}
       : {
@@ -185,6 +190,7 @@ export async function encodeRaster(raster: Raster, format: IiifFormat, icc?: Uin
  */
 export async function renderImage(image: TesseraImage, request: ResolvedRequest, signal?: AbortSignal): Promise<Uint8Array[]> {
   const { manifest } = image
+  if (request.quality === 'bitonal') return renderBitonal(image, request, signal)
   const toGrayscale = request.quality === 'gray' && manifest.channels >= 3
   const channels = toGrayscale ? (manifest.channels === 4 ? 2 : 1) : manifest.channels
   const shape = { width: request.width, height: request.height, channels, bitsPerSample: manifest.bitsPerSample }
@@ -205,6 +211,21 @@ export async function renderImage(image: TesseraImage, request: ResolvedRequest,
 }
 
 /**
+ * A `bitonal` image (bitonal.ts): the output as 8-bit 0/255 gray, held whole (a packed 1-bit
+ * image is written at once), oriented, then a 1-bit png or tif, or 8-bit gray jpg or webp.
+ */
+async function renderBitonal(image: TesseraImage, request: ResolvedRequest, signal?: AbortSignal): Promise<Uint8Array[]> {
+  const { channels, bitsPerSample } = image.manifest
+  const bands = bitonalBands(outputBands(image, request, { signal }), request.width, channels, bitsPerSample)
+  const shape = { width: request.width, height: request.height, channels: 1, bitsPerSample: 8 as const }
+  const raster = orient(await collect(bands, shape, signal), request.rotation.mirror, request.rotation.degrees)
+  signal?.throwIfAborted()
+  if (request.format === 'png') return encodeBilevelPng(raster)
+  if (request.format === 'tif') return encodeBilevelTiff(raster)
+  return encodeBands(rasterBands(raster), raster, request.format)
+}
+
+/**
  * What rendering `request` costs (spec/http.md §8): the source band read from the chosen level
  * and its tiles' payloads, the resampler's rows, a gray band, the raster twice when it is
  * rotated or mirrored, the writer's memory and the encoded output, which is held whole (its
@@ -218,16 +239,24 @@ export function renderCost(
   const choice = chooseLevel(image, request.region, request.width, request.height)
   const source = { channels: manifest.channels, bitsPerSample: manifest.bitsPerSample }
   const sourceBytes = manifest.channels * (manifest.bitsPerSample / 8)
-  const channels = request.quality === 'gray' && manifest.channels >= 3 ? (manifest.channels === 4 ? 2 : 1) : manifest.channels
-  const output = { channels, bitsPerSample: manifest.bitsPerSample }
+  const bitonal = request.quality === 'bitonal'
+  const channels = bitonal
+    ? 1
+    : request.quality === 'gray' && manifest.channels >= 3
+      ? manifest.channels === 4
+        ? 2
+        : 1
+      : manifest.channels
+  const output = { channels, bitsPerSample: bitonal ? 8 : manifest.bitsPerSample }
   const pixels = request.width * request.height
-  const raster = pixels * channels * (manifest.bitsPerSample / 8)
+  const raster = pixels * channels * (output.bitsPerSample / 8)
   const read = readBytes(choice.source.width, choice.source.height, manifest.tileSize, source)
   // The resampler's two rows of float64 accumulators and its output band (at most 1 MiB).
   const resampled = choice.exact ? 0 : 2 * request.width * manifest.channels * 8 + 2 ** 20
   const outputBand = choice.exact ? Math.min(choice.source.height, manifest.tileSize) * choice.source.width * sourceBytes : 2 ** 20
   const gray = channels === manifest.channels ? 0 : outputBand
-  const oriented = request.rotation.mirror || request.rotation.degrees !== 0 ? 2 * raster : 0
+  // A bitonal image is always collected whole (and packed at an eighth of that).
+  const oriented = (request.rotation.mirror || request.rotation.degrees !== 0 ? 2 * raster : 0) + (bitonal ? 2 * raster : 0)
   const writer = writerBytes(request.format, pixels, output, 'deflate')
   // png and tif: the compressed chunks, collected (at most the raster, plus headers).
   const encoded = request.format === 'png' || request.format === 'tif' ? Math.ceil(1.01 * raster) + 2 ** 16 : 0
@@ -240,22 +269,18 @@ export function renderCost(
 /**
  * The size limits info.json states for `image` (§5.2): the server's, with `maxArea` lowered, if
  * need be, so that any request within them fits `memory` bytes (the heavy lane's budget): the
- * largest area whose `full/max` image (`^max` when upscaling is served), in the costliest
- * format and rotated, still fits.
+ * largest area whose largest full image (the image itself, or as large as the limits allow
+ * when upscaling is served), in the costliest format and quality and rotated, still fits.
  */
 export function imageLimits(image: TesseraImage, limits: SizeLimits, memory: number): SizeLimits {
   const { width, height } = image.manifest
   const fits = (area: number) => {
-    let w: number
-    let h: number
-    try {
-      ;[w, h] = resolveSize({ kind: 'max', upscale: limits.upscaling }, width, height, { ...limits, maxArea: area })
-    } catch {
-      return false // an area too small for the image's aspect ratio
-    }
+    const [w, h] = largestSize(width, height, { ...limits, maxArea: area }, limits.upscaling)
+    if (w * h > area) return false // an area too small for the image's aspect ratio
     const region = { x: 0, y: 0, width, height }
-    const worst = IIIF_FORMATS.map((format) =>
-      renderCost(image, { region, width: w, height: h, rotation: { mirror: false, degrees: 90 }, quality: 'default', format }),
+    const rotation = { mirror: false, degrees: 90 } as const
+    const worst = IIIF_FORMATS.flatMap((format) =>
+      (['default', 'bitonal'] as const).map((quality) => renderCost(image, { region, width: w, height: h, rotation, quality, format })),
     )
     return Math.max(...worst.map((cost) => cost.memory)) <= memory
   }

@@ -6,10 +6,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { LimitError } from '../../errors.js'
 import { COMPRESSIONS, type CropOutput, cropOutput, OUTPUT_FORMAT_NAMES, type Region, storedTile, type TesseraImage } from '../../image.js'
-import type { HttpContext } from '../context.js'
+import type { HttpContext, Target } from '../context.js'
 import { cropCost } from '../cost.js'
+import { targetHeaders } from '../names.js'
 import { boolParam, enumParam, intParam, queryOf, regionParam } from '../params.js'
-import { etagFor, type Representation, requestSignal, send } from '../response.js'
+import { cacheFor, etagFor, type Representation, requestSignal, send } from '../response.js'
 
 /** Headers that describe the pixels of a crop (spec/http.md, Crops). */
 function geometryHeaders(image: TesseraImage, region: Region, level: number): Record<string, string> {
@@ -31,11 +32,13 @@ function geometryHeaders(image: TesseraImage, region: Region, level: number): Re
  */
 function cropRepresentation(
   ctx: HttpContext,
-  image: TesseraImage,
+  target: Target,
+  url: string,
   output: CropOutput,
   etag: string,
   compression: string | undefined,
 ): Representation {
+  const { image } = target
   const { format, level, length, segments } = output
   const { width, height, x, y } = output.region
   const { maxWidth, maxHeight, maxArea } = ctx.limits
@@ -55,10 +58,11 @@ function cropRepresentation(
   })
   return {
     type: format.mediaType,
-    cache: 'immutable',
+    cache: cacheFor(target, 'immutable'),
     etag,
     headers: {
       ...geometryHeaders(image, output.region, level),
+      ...targetHeaders(target, url),
       'content-disposition': `inline; filename="${image.cid}-${level}-${x}-${y}-${width}-${height}.${format.extensions[0]}"`,
       'x-content-type-options': 'nosniff',
     },
@@ -85,12 +89,12 @@ export function registerCropRoutes(app: FastifyInstance, ctx: HttpContext): void
     const level = intParam(query.level, 'level', 0, 64, 0)
     const format = enumParam(query.format, 'format', OUTPUT_FORMAT_NAMES, 'tiff')
     const compression = optional(query.compression, 'compression', COMPRESSIONS)
-    const image = await ctx.openImage((request.params as { cid: string }).cid)
     const signal = requestSignal(reply)
+    const target = await ctx.target((request.params as { cid: string }).cid, signal)
     const options = { level, format, clip, signal, tmpDir: ctx.tmpDir, ...(compression === undefined ? {} : { compression }) }
-    const output = await cropOutput(image, region, options)
-    const etag = etagFor(image.cid.toString(), 'crop', [output.region, level, format, compression ?? null])
-    return send(request, reply, cropRepresentation(ctx, image, output, etag, compression), signal)
+    const output = await cropOutput(target.image, region, options)
+    const etag = etagFor(target.cid, 'crop', [output.region, level, format, compression ?? null])
+    return send(request, reply, cropRepresentation(ctx, target, request.url, output, etag, compression), signal)
   }
   app.route({ method: ['GET', 'HEAD'], url: '/images/:cid/crop', handler: crop(true) })
   app.route({ method: ['GET', 'HEAD'], url: '/images/:cid/export', handler: crop(false) })
@@ -106,27 +110,30 @@ export function registerCropRoutes(app: FastifyInstance, ctx: HttpContext): void
       const level = intParam(params.level, 'level', 0, 64)
       const column = intParam(params.column, 'column', 0, 2 ** 31)
       const row = intParam(params.row, 'row', 0, 2 ** 31)
-      const image = await ctx.openImage(params.cid)
       const signal = requestSignal(reply)
+      const target = await ctx.target(params.cid, signal)
+      const { image, cid } = target
       const tile = await storedTile(image, { level, column, row }, { signal })
-      const cid = image.cid.toString()
       if (format !== undefined) {
         const options = { level, format, signal, tmpDir: ctx.tmpDir, ...(compression === undefined ? {} : { compression }) }
         const output = await cropOutput(image, tile.region, options)
         const etag = etagFor(cid, 'tile', [level, column, row, format, compression ?? null])
-        return send(request, reply, cropRepresentation(ctx, image, output, etag, compression), signal)
+        return send(request, reply, cropRepresentation(ctx, target, request.url, output, etag, compression), signal)
       }
       const { codec, tileSize } = image.manifest
       const representation: Representation = {
         // RFC 8878 §7.1: application/zstd. The headers say how to decode it (spec/format.md §3).
         type: 'application/zstd',
-        cache: 'immutable',
+        cache: cacheFor(target, 'immutable'),
         etag: etagFor(cid, 'tile', [level, column, row]),
         headers: {
           ...geometryHeaders(image, tile.region, level),
+          ...targetHeaders(target, request.url),
           'x-tessera-tile-cid': tile.cid.toString(),
           'x-tessera-tile-size': String(tileSize),
-          'x-tessera-codec': `zstd; level=${codec.level}; predictor=${codec.predictor}`,
+          // A delta (spec/format.md §6.1) decodes only with its reference's content as the zstd dictionary.
+          'x-tessera-codec': `zstd; level=${codec.level}; predictor=${codec.predictor}${tile.ref === undefined ? '' : '; delta'}`,
+          ...(tile.ref === undefined ? {} : { 'x-tessera-tile-ref': tile.ref.toString() }),
           'x-tessera-byte-order': 'little-endian',
           'content-disposition': `attachment; filename="${tile.cid}.zst"`,
         },

@@ -7,9 +7,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { formatOfExtension, type TesseraImage } from '../../image.js'
 import type { HttpContext } from '../context.js'
 import { parseImageRequest, resolveRequest, type SizeLimits } from '../iiif/params.js'
-import { IIIF_CONTEXT, IIIF_PROFILE, imageInformation, imageLimits, renderCost, renderImage } from '../iiif/render.js'
+import { IIIF_CONTEXT, IIIF_PROFILE, imageInformation, renderCost, renderImage } from '../iiif/render.js'
 import { queryOf } from '../params.js'
-import { etagFor, requestSignal, send } from '../response.js'
+import { cacheControl, cacheFor, etagFor, requestSignal, send } from '../response.js'
 
 /** The prefix of every IIIF route. */
 export const IIIF_PREFIX = '/iiif/3'
@@ -40,18 +40,7 @@ function wantsPlainJson(accept: string | undefined): boolean {
 /** Registers the IIIF routes. */
 export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void {
   const config = { errors: 'iiif' }
-  // The limits of each image: the server's, with maxArea lowered to what the heavy lane's memory
-  // holds for its pixel format (render.ts, imageLimits). Images are immutable: computed once.
-  const cache = new WeakMap<TesseraImage, SizeLimits>()
-  const limits = (image: TesseraImage): SizeLimits => {
-    let found = cache.get(image)
-    if (found === undefined) {
-      const { maxWidth, maxHeight, maxArea, upscaling, heavyMemoryBudget } = ctx.limits
-      found = imageLimits(image, { maxWidth, maxHeight, maxArea, upscaling }, heavyMemoryBudget)
-      cache.set(image, found)
-    }
-    return found
-  }
+  const limits = (image: TesseraImage): SizeLimits => ctx.iiifLimits(image)
 
   // §2: the base URI SHOULD lead to the image information, RECOMMENDED by a 303.
   for (const url of [`${IIIF_PREFIX}/:id`, `${IIIF_PREFIX}/:id/`]) {
@@ -60,11 +49,11 @@ export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void
       url,
       config,
       handler: async (request, reply) => {
-        const image = await ctx.openImage((request.params as { id: string }).id)
+        const target = await ctx.target((request.params as { id: string }).id)
         return reply
           .code(303)
-          .header('location', absoluteUrl(ctx, request, `${IIIF_PREFIX}/${image.cid}/info.json`))
-          .header('cache-control', 'public, max-age=31536000, immutable')
+          .header('location', absoluteUrl(ctx, request, `${IIIF_PREFIX}/${encodeURIComponent(target.identifier)}/info.json`))
+          .header('cache-control', cacheControl(cacheFor(target, 'immutable')))
           .send()
       },
     })
@@ -76,10 +65,12 @@ export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void
     config,
     handler: async (request, reply) => {
       queryOf(request, [])
-      const image = await ctx.openImage((request.params as { id: string }).id)
       const signal = requestSignal(reply)
-      const cid = image.cid.toString()
-      const id = absoluteUrl(ctx, request, `${IIIF_PREFIX}/${cid}`)
+      const target = await ctx.target((request.params as { id: string }).id, signal)
+      const { image, cid } = target
+      // §9: the identifier as one URL-encoded segment (a name's slashes as %2F), whatever
+      // escaping the request used: the validator checks that `id` is the URL it asked for.
+      const id = absoluteUrl(ctx, request, `${IIIF_PREFIX}/${encodeURIComponent(target.identifier)}`)
       const info = imageInformation(image, id, limits(image), { manifestUrl: absoluteUrl(ctx, request, `/images/${cid}`) })
       const plain = wantsPlainJson(request.headers.accept)
       return send(
@@ -88,7 +79,7 @@ export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void
         {
           type: plain ? 'application/json' : LD_JSON,
           // The document also depends on the base URL and the limits: revalidated, not immutable.
-          cache: 'revalidate',
+          cache: cacheFor(target, 'revalidate'),
           etag: etagFor(cid, 'iiif-info', [id, plain, limits(image)]),
           headers: { link: PROFILE_LINK, vary: 'Accept' },
           body: () => ({ kind: 'bytes', bytes: Buffer.from(JSON.stringify(info)) }),
@@ -107,18 +98,18 @@ export function registerIiifRoutes(app: FastifyInstance, ctx: HttpContext): void
       queryOf(request, [])
       // §4: every parameter is checked before the image is even looked up.
       const parsed = parseImageRequest(p.region, p.size, p.rotation, p.quality)
-      const image = await ctx.openImage(p.id)
+      const signal = requestSignal(reply)
+      const target = await ctx.target(p.id, signal)
+      const { image, cid } = target
       const resolved = resolveRequest(parsed, image.manifest.width, image.manifest.height, limits(image))
       const cost = renderCost(image, resolved)
-      const signal = requestSignal(reply)
-      const cid = image.cid.toString()
-      const canonical = absoluteUrl(ctx, request, `${IIIF_PREFIX}/${cid}/${resolved.canonical}`)
+      const canonical = absoluteUrl(ctx, request, `${IIIF_PREFIX}/${encodeURIComponent(target.identifier)}/${resolved.canonical}`)
       return send(
         request,
         reply,
         {
           type: formatOfExtension(resolved.format)!.mediaType,
-          cache: 'immutable',
+          cache: cacheFor(target, 'immutable'),
           // The size too: what `max` means depends on the limits.
           etag: etagFor(cid, 'iiif', [resolved.canonical, resolved.width, resolved.height]),
           headers: {

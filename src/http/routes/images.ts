@@ -2,27 +2,35 @@
  * Images: the list of stored images, one image's manifest as JSON (IPLD links as
  * `{"/": cid}`), its description, and uploads (POST or PUT a body to import it).
  */
-import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises'
+import { type FileHandle, open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { InvalidArgumentError, LimitError } from '../../errors.js'
 import { imageInfo, importImage, manifestJson } from '../../image.js'
+import { flowing, uploadDir } from '../body.js'
 import type { HttpContext } from '../context.js'
-import { busy, requestTimeout } from '../errors.js'
+import { busy } from '../errors.js'
+import { targetHeaders } from '../names.js'
 import { boolParam, enumParam, intParam, queryOf } from '../params.js'
 import type { Budget, Release } from '../queue.js'
-import { etagFor, requestSignal, send } from '../response.js'
+import { cacheFor, etagFor, requestSignal, send } from '../response.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
-/** Links to an image's other representations, relative to the server root. */
-export function imageLinks(cid: string) {
+/**
+ * Links to an image's other representations, relative to the server root; `identifier` (a CID,
+ * or a dataset entry's name, which the links then follow) as one URL-encoded segment.
+ */
+export function imageLinks(cid: string, identifier: string = cid) {
+  const id = encodeURIComponent(identifier)
   return {
-    manifest: `/images/${cid}`,
-    info: `/images/${cid}/info`,
-    iiif: `/iiif/3/${cid}/info.json`,
-    view: `/view/${cid}`,
+    manifest: `/images/${id}`,
+    info: `/images/${id}/info`,
+    iiif: `/iiif/3/${id}/info.json`,
+    presentation: `/iiif/3/${id}/manifest`,
+    view: `/view/${id}`,
+    // The CAR holds blocks, which only a CID names.
     car: `/ipfs/${cid}?format=car`,
   }
 }
@@ -50,31 +58,6 @@ interface ReceiveOptions {
   /** Bytes of upload bodies on disk: 503 ERR_BUSY when this one does not fit. */
   readonly spool: Budget
   readonly signal: AbortSignal
-}
-
-/** The body's chunks, failing with 408 when none comes for `idleTimeout` ms. */
-async function* flowing(body: Readable, idleTimeout: number, signal: AbortSignal): AsyncGenerator<Buffer> {
-  const iterator = (body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
-  while (true) {
-    let timer: NodeJS.Timeout | undefined
-    const idle = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(requestTimeout(`No bytes of the body arrived for ${idleTimeout / 1000} s: the upload is abandoned`)),
-        idleTimeout,
-      )
-    })
-    const pending = iterator.next()
-    // Given up on at a timeout, it fails when the connection closes: nobody waits for it then.
-    pending.catch(() => {})
-    try {
-      const next = await Promise.race([pending, idle])
-      if (next.done) return
-      signal.throwIfAborted()
-      yield next.value
-    } finally {
-      clearTimeout(timer)
-    }
-  }
 }
 
 /**
@@ -158,17 +141,17 @@ export function registerImageRoutes(app: FastifyInstance, ctx: HttpContext): voi
     url: '/images/:cid',
     handler: async (request, reply) => {
       queryOf(request, [])
-      const image = await ctx.openImage((request.params as { cid: string }).cid)
       const signal = requestSignal(reply)
-      const cid = image.cid.toString()
+      const target = await ctx.target((request.params as { cid: string }).cid, signal)
+      const { image, cid } = target
       return send(
         request,
         reply,
         {
           type: JSON_TYPE,
-          cache: 'immutable',
+          cache: cacheFor(target, 'immutable'),
           etag: etagFor(cid, 'manifest'),
-          headers: { link: `<${imageLinks(cid).iiif}>; rel="service"` },
+          headers: { link: `<${imageLinks(cid, target.identifier).iiif}>; rel="service"`, ...targetHeaders(target, request.url) },
           body: async () => ({ kind: 'bytes', bytes: Buffer.from(JSON.stringify(await manifestJson(image, { signal }))) }),
         },
         signal,
@@ -181,19 +164,21 @@ export function registerImageRoutes(app: FastifyInstance, ctx: HttpContext): voi
     url: '/images/:cid/info',
     handler: async (request, reply) => {
       queryOf(request, [])
-      const image = await ctx.openImage((request.params as { cid: string }).cid)
       const signal = requestSignal(reply)
-      const cid = image.cid.toString()
+      const target = await ctx.target((request.params as { cid: string }).cid, signal)
+      const { image, cid } = target
       return send(
         request,
         reply,
         {
           type: JSON_TYPE,
-          cache: 'immutable',
-          etag: etagFor(cid, 'info'),
+          cache: cacheFor(target, 'immutable'),
+          // The links follow the identifier: a name's document differs from its CID's.
+          etag: etagFor(cid, 'info', target.named ? [target.identifier] : undefined),
+          headers: targetHeaders(target, request.url),
           body: async () => {
             const info = await imageInfo(image, { signal })
-            return { kind: 'bytes', bytes: Buffer.from(JSON.stringify({ ...info, links: imageLinks(cid) })) }
+            return { kind: 'bytes', bytes: Buffer.from(JSON.stringify({ ...info, links: imageLinks(cid, target.identifier) })) }
           },
         },
         signal,
@@ -226,7 +211,7 @@ export function registerImageRoutes(app: FastifyInstance, ctx: HttpContext): voi
       }
       const body = request.body instanceof Readable ? request.body : request.raw
       const signal = requestSignal(reply)
-      const dir = await mkdtemp(join(ctx.tmpDir, 'tessera-upload-'))
+      const dir = await uploadDir(ctx.tmpDir)
       let result: Awaited<ReturnType<typeof importImage>>
       try {
         const path = join(dir, name)

@@ -1,7 +1,8 @@
 /**
- * The viewer: `/view/{cid}` (an HTML page), its script, and OpenSeadragon's script and button
- * images from the installed npm package. Static files come from a table built at start-up
- * from that package's directory: a request names a key of the table, never a path.
+ * The viewer: `/view/{identifier}` (an HTML page: one image, or a dataset's frames), its script,
+ * and OpenSeadragon's script and button images from the installed npm package. Static files
+ * come from a table built at start-up from that package's directory: a request names a key of
+ * the table, never a path.
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -9,9 +10,10 @@ import { dirname, join } from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { NotFoundError } from '../../errors.js'
 import type { HttpContext } from '../context.js'
+import { viewDepth } from '../names.js'
 import { enumParam, queryOf } from '../params.js'
-import { etagFor, requestSignal, send } from '../response.js'
-import { VIEWER_SCRIPT, viewerPage } from '../viewer/page.js'
+import { cacheFor, etagFor, requestSignal, send } from '../response.js'
+import { VIEWER_SCRIPT, type ViewerSubject, viewerPage } from '../viewer/page.js'
 
 const CSP = [
   "default-src 'none'",
@@ -60,22 +62,31 @@ export function registerViewerRoutes(app: FastifyInstance, ctx: HttpContext): vo
     handler: async (request, reply) => {
       const query = queryOf(request, ['drawer'])
       const drawer = query.drawer === undefined ? undefined : enumParam(query.drawer, 'drawer', ['auto', 'webgl', 'canvas', 'html'])
-      const image = await ctx.openImage((request.params as { cid: string }).cid)
       const signal = requestSignal(reply)
-      const cid = image.cid.toString()
-      const { width, height, levels } = image.manifest
+      const resolved = await ctx.resolve((request.params as { cid: string }).cid, signal)
+      const subject: ViewerSubject =
+        resolved.kind === 'image'
+          ? {
+              kind: 'image',
+              width: resolved.target.image.manifest.width,
+              height: resolved.target.image.manifest.height,
+              levels: resolved.target.image.manifest.levels.length,
+            }
+          : { kind: 'dataset', version: resolved.dataset.cid }
+      const target = resolved.kind === 'image' ? resolved.target : resolved.dataset
+      // Links are relative to the page, so the server may sit under a path prefix: they climb
+      // out of as many segments as the client's URL spent on the identifier.
+      const depth = viewDepth(request.originalUrl)
+      const page = viewerPage(target.identifier, subject, { root: '../'.repeat(depth), ...(drawer === undefined ? {} : { drawer }) })
       return send(
         request,
         reply,
         {
           type: 'text/html; charset=utf-8',
-          cache: 'revalidate',
-          etag: etagFor(cid, 'view', [VIEWER_SCRIPT, drawer ?? null]),
+          cache: cacheFor(target, 'revalidate'),
+          etag: etagFor(target.cid, 'view', [VIEWER_SCRIPT, drawer ?? null, target.identifier, depth]),
           headers: { 'content-security-policy': CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' },
-          body: () => ({
-            kind: 'bytes',
-            bytes: Buffer.from(viewerPage(cid, { width, height, levels: levels.length, ...(drawer === undefined ? {} : { drawer }) })),
-          }),
+          body: () => ({ kind: 'bytes', bytes: Buffer.from(page) }),
         },
         signal,
       )

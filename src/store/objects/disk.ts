@@ -9,6 +9,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from '
 import { link, mkdir, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path'
 import { IntegrityError, NotFoundError, StoreError } from '../../errors.js'
+import { processAlive, STALE_TEMP_MS } from '../../temp.js'
 import type { AbortOptions } from '../interface.js'
 import type { ListOptions, ObjectDriver, ObjectInfo, ObjectSink, PutOptions } from './interface.js'
 
@@ -155,6 +156,35 @@ export class DiskDriver implements ObjectDriver {
     }
   }
 
+  /**
+   * Removes the temporaries of writes whose process was killed between writing and renaming
+   * (`<key>.tmp-p<pid>-<random>`, or `<key>.tmp-<random>` before pids were added): those whose
+   * process is gone and that have not changed for STALE_TEMP_MS. Returns how many.
+   */
+  async removeStaleTemporaries(options?: AbortOptions): Promise<number> {
+    let removed = 0
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => [])
+      for (const entry of entries) {
+        options?.signal?.throwIfAborted()
+        const path = join(dir, entry.name)
+        if (entry.isDirectory()) await walk(path)
+        else if (entry.name.includes('.tmp-')) {
+          const pid = /\.tmp-p(\d+)-[0-9a-f]+$/.exec(entry.name)?.[1]
+          if (pid !== undefined && processAlive(Number(pid))) continue
+          const info = await stat(path).catch(() => undefined)
+          if (info === undefined || Date.now() - info.mtimeMs < STALE_TEMP_MS) continue
+          await unlink(path).then(
+            () => removed++,
+            () => undefined,
+          )
+        }
+      }
+    }
+    await walk(this.#dir)
+    return removed
+  }
+
   async close(): Promise<void> {
     for (const fd of this.#fds.values()) closeSync(fd)
     this.#fds.clear()
@@ -197,7 +227,7 @@ export class DiskDriver implements ObjectDriver {
 
   async #writeTemporary(path: string, bytes: Uint8Array): Promise<string> {
     await mkdir(dirname(path), { recursive: true })
-    const temporary = `${path}.tmp-${randomBytes(6).toString('hex')}`
+    const temporary = `${path}.tmp-p${process.pid}-${randomBytes(6).toString('hex')}`
     const fd = openSync(temporary, 'wx')
     try {
       let done = 0

@@ -61,6 +61,8 @@ export interface ObjectDriver {
   localPath?(key: string): string
   /** Drops any handle kept on the object (a pack no longer live): its space can be freed once deleted. */
   release?(key: string): void
+  /** Removes what writers killed mid-write left behind, for backends whose writes leave temporaries (disk); returns how many. */
+  removeStaleTemporaries?(options?: AbortOptions): Promise<number>
   /** Writes a whole object: see PutOptions. Returns false only for an `ifAbsent` put that found the key taken. */
   put(key: string, bytes: Uint8Array, options?: PutOptions): Promise<boolean>
   /**

@@ -1,42 +1,48 @@
 /**
  * Objects in an S3 bucket, under a key prefix: `s3://bucket/some/prefix` keeps key `a/b` as
- * `some/prefix/a/b`. The one module that imports the AWS SDK.
+ * `some/prefix/a/b`.
+ *
+ * Reads (GET, ranged GET, HEAD, ListObjectsV2) are plain HTTP requests signed with AWS
+ * Signature Version 4 (the `aws4` package) over a keep-alive `node:http(s)` agent: a crop
+ * process starts reading at once and pays ~0.2 ms of CPU a request. Writes and deletes go
+ * through the AWS SDK v3 (s3-sdk.ts, its one home), loaded on the first of them: multipart
+ * uploads, conditional puts and their retries are the SDK's (bench/README.md, S3).
  *
  * Tested against Ceph 16 (Debian 12's radosgw, scripts/s3-up.sh) and written for AWS S3:
- * - `If-None-Match: *` on PutObject makes create-only puts atomic (radosgw: an exclusive
- *   RADOS create of the head object; AWS since 2024-08). A losing writer gets 412.
- * - Checksums only when an operation requires them (`WHEN_REQUIRED`): the SDK's default
- *   CRC32 trailers and aws-chunked bodies (SDK >= 3.729) are refused by Ceph 16 (411).
+ * - Requests are path-style when an endpoint is set (`AWS_ENDPOINT_URL`), virtual-hosted on
+ *   AWS (path-style for bucket names with dots, which TLS wildcards do not cover).
+ * - Every read sends `x-amz-content-sha256` (radosgw requires it), the hash of the empty body.
  * - Credentials never come from the EC2/ECS metadata services (requests off this machine):
  *   only from the environment's keys or a shared-config profile, else ERR_STORE_CONFIG.
+ * - Reads are retried like the SDK retries them: network failures, 429 and 5xx, up to
+ *   `maxAttempts` (default 3) with jittered exponential backoff; a keep-alive socket the server
+ *   closed meanwhile is retried at once.
  */
 import { existsSync } from 'node:fs'
-import { Agent as HttpAgent } from 'node:http'
-import { Agent as HttpsAgent } from 'node:https'
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { homedir } from 'node:os'
 import { join } from 'node:path'
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3'
-import { fromIni } from '@aws-sdk/credential-provider-ini'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
+import aws4 from 'aws4'
 import { AbortError, IntegrityError, InvalidArgumentError, NotFoundError, StoreError, TesseraError } from '../../errors.js'
 import type { AbortOptions } from '../interface.js'
 import type { ListOptions, ObjectDriver, ObjectInfo, ObjectSink, PutOptions } from './interface.js'
+import type { S3Writer } from './s3-sdk.js'
+
+/** Resolved S3 credentials. */
+export interface S3Identity {
+  readonly accessKeyId: string
+  readonly secretAccessKey: string
+  readonly sessionToken?: string
+  /** When temporary credentials stop working (then they are asked for again). */
+  readonly expiration?: Date
+}
+
+/** Credentials that are looked up (a shared-config profile). */
+export type S3CredentialProvider = () => Promise<S3Identity>
 
 /** S3 credentials: fixed keys, or a provider (e.g. a shared-config profile). */
-export type S3Credentials = NonNullable<S3ClientConfig['credentials']>
+export type S3Credentials = S3Identity | S3CredentialProvider
 
 /** Construction of an `S3Driver`: everything explicit, nothing read from the environment. */
 export interface S3DriverInit {
@@ -58,27 +64,64 @@ export interface S3DriverInit {
   readonly partSize?: number
   /** Connections kept alive to the endpoint (default 64): parallel ranged reads use one each. */
   readonly maxSockets?: number
-  /** Attempts per request, retries included (the SDK's default is 3). */
+  /** Attempts per request, retries included (default 3, as the SDK's). */
   readonly maxAttempts?: number
 }
 
 const MIB = 1024 * 1024
 const DEFAULT_PART_SIZE = 16 * MIB
 const MIN_PART_SIZE = 5 * MIB
-const MAX_PARTS = 10_000
-// AWS answers 409 ConditionalRequestConflict to a conditional write racing another one on the
-// same key, and asks for a retry, which then ends in 200 or 412 (S3 user guide, "Conditional writes").
-const CONFLICT_RETRIES = 5
+/** A silent server fails the request (then retried) instead of hanging it. */
+const SOCKET_TIMEOUT_MS = 120_000
+/** Temporary credentials are asked for again this long before they expire. */
+const CREDENTIALS_MARGIN_MS = 5 * 60_000
+/** Network failures worth another attempt (those the SDK retries). */
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT'])
+/** Answers worth another attempt: throttling and server errors. */
+const TRANSIENT_STATUS = new Set([429, 500, 502, 503, 504])
+
+/** An error answer of the S3 API: `name` is its S3 error code (`NoSuchKey`), as the SDK names them. */
+export class S3ResponseError extends Error {
+  readonly $metadata: { readonly httpStatusCode: number }
+  constructor(name: string, message: string, status: number) {
+    super(message)
+    this.name = name
+    this.$metadata = { httpStatusCode: status }
+  }
+}
+
+/** One answer, read whole. */
+interface Answer {
+  readonly status: number
+  readonly headers: IncomingHttpHeaders
+  readonly body: Uint8Array
+}
 
 /** Objects in an S3 bucket: see the module comment. */
 export class S3Driver implements ObjectDriver {
   readonly location: string
-  readonly #client: S3Client
   readonly #bucket: string
   /** '' or 'prefix/'. */
   readonly #root: string
   readonly #pageSize: number
   readonly #partSize: number
+  readonly #maxSockets: number
+  readonly #maxAttempts: number
+  readonly #region: string
+  readonly #endpoint: string | undefined
+  readonly #https: boolean
+  readonly #hostname: string
+  readonly #port: number | undefined
+  /** The Host header: the endpoint's host and port as its URL writes them (IPv6 in brackets). */
+  readonly #host: string
+  /** Path of the bucket on the host: '/bucket' (path-style, after the endpoint's own path) or '' (virtual-hosted). */
+  readonly #bucketPath: string
+  readonly #agent: HttpAgent
+  readonly #credentials: S3Credentials
+  #identity: Promise<S3Identity> | undefined
+  #identityExpires = Number.POSITIVE_INFINITY
+  #writer: Promise<S3Writer> | undefined
+  #closed = false
 
   /**
    * A driver for `s3://BUCKET[/PREFIX]` configured like the AWS CLI: endpoint from
@@ -108,36 +151,49 @@ export class S3Driver implements ObjectDriver {
     this.location = prefix === '' ? `s3://${init.bucket}` : `s3://${init.bucket}/${prefix}`
     this.#pageSize = checkInteger('listPageSize', init.listPageSize ?? 1000, 1, 1000)
     this.#partSize = checkInteger('partSize', init.partSize ?? DEFAULT_PART_SIZE, MIN_PART_SIZE, 5 * 1024 * MIB)
-    const maxSockets = checkInteger('maxSockets', init.maxSockets ?? 64, 1, 4096)
+    this.#maxSockets = checkInteger('maxSockets', init.maxSockets ?? 64, 1, 4096)
+    this.#maxAttempts = checkInteger('maxAttempts', init.maxAttempts ?? 3, 1, 100)
+    this.#region = init.region ?? 'us-east-1'
+    this.#endpoint = init.endpoint
+    if (init.endpoint !== undefined) {
+      let url: URL
+      try {
+        url = new URL(init.endpoint)
+      } catch (cause) {
+        throw new StoreError('ERR_STORE_CONFIG', `Expected an http(s) URL for the S3 endpoint but received ${init.endpoint}`, { cause })
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+        throw new StoreError('ERR_STORE_CONFIG', `Expected an http(s) URL for the S3 endpoint but received ${init.endpoint}`)
+      }
+      this.#https = url.protocol === 'https:'
+      this.#hostname = url.hostname.replace(/^\[(.*)\]$/, '$1')
+      this.#port = url.port === '' ? undefined : Number(url.port)
+      this.#host = url.host
+      this.#bucketPath = `${url.pathname.replace(/\/+$/, '')}/${init.bucket}`
+    } else {
+      // AWS: virtual-hosted, except for names with dots (path-style, as the SDK does over TLS).
+      this.#https = true
+      this.#port = undefined
+      const host = `s3.${this.#region}.amazonaws.com`
+      const virtual = !init.bucket.includes('.')
+      this.#hostname = virtual ? `${init.bucket}.${host}` : host
+      this.#host = this.#hostname
+      this.#bucketPath = virtual ? '' : `/${init.bucket}`
+    }
+    // Keep-alive: a ranged read on a warm connection costs one round trip, not three.
+    const agentInit = { keepAlive: true, maxSockets: this.#maxSockets, scheduling: 'lifo' as const }
+    this.#agent = this.#https ? new HttpsAgent(agentInit) : new HttpAgent(agentInit)
+    this.#credentials = init.credentials
     // The SDK's credential chain would end at the instance metadata service; ours never reaches
     // it, but an SDK internal (e.g. a profile's credential_source) must not either.
     process.env.AWS_EC2_METADATA_DISABLED ??= 'true'
-    // The SDK warns on stderr on Node < 22 (its future minimum), which a CLI must not print.
-    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
-    this.#client = new S3Client({
-      region: init.region ?? 'us-east-1',
-      ...(init.endpoint === undefined ? {} : { endpoint: init.endpoint, forcePathStyle: true }),
-      credentials: init.credentials,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-      ...(init.maxAttempts === undefined ? {} : { maxAttempts: init.maxAttempts }),
-      requestHandler: new NodeHttpHandler({
-        // Keep-alive: a ranged read on a warm connection costs one round trip, not three.
-        httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
-        httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
-        connectionTimeout: 10_000,
-        // A silent server fails the request (retried by the SDK) instead of hanging it.
-        socketTimeout: 120_000,
-      }),
-    })
   }
 
   async get(key: string, options?: AbortOptions): Promise<Uint8Array | undefined> {
     const signal = begin(options)
     const name = this.#name(key)
     try {
-      const out = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: name }), { abortSignal: signal })
-      return await readBody(out.Body, out.ContentLength, this.#what('read', key))
+      return (await this.#send('GET', name, '', {}, signal)).body
     } catch (error) {
       if (errorName(error) === 'NoSuchKey') return undefined
       throw this.#error(error, 'read', key, signal)
@@ -161,16 +217,9 @@ export class S3Driver implements ObjectDriver {
       if (offset > info.size) throw short(info.size)
       return new Uint8Array(0)
     }
+    let answer: Answer
     try {
-      const out = await this.#client.send(
-        new GetObjectCommand({ Bucket: this.#bucket, Key: name, Range: `bytes=${offset}-${offset + length - 1}` }),
-        { abortSignal: signal },
-      )
-      const bytes = await readBody(out.Body, out.ContentLength, this.#what('read', key))
-      // 206 with Content-Range `bytes FIRST-LAST/SIZE`; a server ignoring Range sends the whole object.
-      const slice = out.ContentRange === undefined ? bytes.subarray(offset, offset + length) : bytes
-      if (slice.length !== length) throw short(out.ContentRange === undefined ? bytes.length : contentRangeSize(out.ContentRange))
-      return slice
+      answer = await this.#send('GET', name, '', { Range: `bytes=${offset}-${offset + length - 1}` }, signal)
     } catch (error) {
       const code = errorName(error)
       if (code === 'NoSuchKey') throw new NotFoundError(`${this.#what('read', key)}: no such object`, { cause: error })
@@ -178,48 +227,33 @@ export class S3Driver implements ObjectDriver {
       if (code === 'InvalidRange' || httpStatus(error) === 416) throw short()
       throw this.#error(error, 'read', key, signal)
     }
+    // 206 with Content-Range `bytes FIRST-LAST/SIZE`; a server ignoring Range sends the whole object (200).
+    const range = answer.headers['content-range']
+    const bytes = answer.body
+    const slice = answer.status === 206 ? bytes : bytes.subarray(offset, offset + length)
+    if (slice.length !== length) throw short(answer.status === 206 && range !== undefined ? contentRangeSize(range) : bytes.length)
+    return slice
   }
 
   async put(key: string, bytes: Uint8Array, options: PutOptions = {}): Promise<boolean> {
-    const signal = begin(options)
-    const command = new PutObjectCommand({
-      Bucket: this.#bucket,
-      Key: this.#name(key),
-      Body: bytes,
-      ContentLength: bytes.length,
-      ...(options.ifAbsent === true ? { IfNoneMatch: '*' } : {}),
-    })
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.#client.send(command, { abortSignal: signal })
-        return true
-      } catch (error) {
-        const status = httpStatus(error)
-        if (options.ifAbsent === true && status === 412) return false
-        if (options.ifAbsent === true && status === 409) {
-          // See CONFLICT_RETRIES. After them, the key is being written by someone else: taken.
-          if (attempt >= CONFLICT_RETRIES) return false
-          await sleep(25 * 2 ** attempt, signal)
-          continue
-        }
-        throw this.#error(error, 'write', key, signal)
-      }
-    }
+    begin(options)
+    const name = this.#name(key)
+    return (await this.#writes()).put(name, key, bytes, options)
   }
 
   async create(key: string, options?: AbortOptions): Promise<ObjectSink> {
     begin(options)
-    return new S3Sink(this.#client, this.#bucket, this.#name(key), this.#partSize, (error, signal) =>
-      this.#error(error, 'write', key, signal),
-    )
+    const name = this.#name(key)
+    return (await this.#writes()).create(name, key)
   }
 
   async stat(key: string, options?: AbortOptions): Promise<ObjectInfo | undefined> {
     const signal = begin(options)
     const name = this.#name(key)
     try {
-      const out = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key: name }), { abortSignal: signal })
-      return { key, size: out.ContentLength ?? 0, modified: out.LastModified?.getTime() ?? 0 }
+      const { headers } = await this.#send('HEAD', name, '', {}, signal)
+      const modified = headers['last-modified'] === undefined ? 0 : Date.parse(headers['last-modified'])
+      return { key, size: Number(headers['content-length'] ?? 0), modified: Number.isNaN(modified) ? 0 : modified }
     } catch (error) {
       // A HEAD answer has no body, hence no error code: a missing bucket is a 404 too, and
       // looks like a missing object here (get and list tell them apart).
@@ -233,48 +267,185 @@ export class S3Driver implements ObjectDriver {
     if (prefix !== '') checkAscii(prefix)
     let token: string | undefined
     do {
-      let page: ListObjectsV2CommandOutput
+      const query: Array<[string, string]> = [
+        ['list-type', '2'],
+        ['max-keys', String(this.#pageSize)],
+        ['prefix', this.#root + prefix],
+      ]
+      // StartAfter only on the first page; the continuation token carries it on.
+      if (token !== undefined) query.push(['continuation-token', token])
+      else if (options.startAfter !== undefined) query.push(['start-after', this.#root + options.startAfter])
+      let page: ListPage
       try {
-        page = await this.#client.send(
-          new ListObjectsV2Command({
-            Bucket: this.#bucket,
-            Prefix: this.#root + prefix,
-            MaxKeys: this.#pageSize,
-            // StartAfter only on the first page; the continuation token carries it on.
-            ...(token !== undefined
-              ? { ContinuationToken: token }
-              : options.startAfter !== undefined
-                ? { StartAfter: this.#root + options.startAfter }
-                : {}),
-          }),
-          { abortSignal: signal },
-        )
-        token = page.IsTruncated === true ? page.NextContinuationToken : undefined
+        const answer = await this.#send('GET', undefined, query.map(([k, v]) => `${k}=${encodeRfc3986(v)}`).join('&'), {}, signal)
+        page = parseListPage(new TextDecoder().decode(answer.body))
       } catch (error) {
         throw this.#error(error, 'list', prefix, signal)
       }
+      token = page.truncated ? page.token : undefined
       // Keys come in UTF-8 binary order, which is bytewise for the ASCII keys allowed here.
-      for (const entry of page.Contents ?? []) {
-        if (entry.Key === undefined || !entry.Key.startsWith(this.#root)) continue
-        yield { key: entry.Key.slice(this.#root.length), size: entry.Size ?? 0, modified: entry.LastModified?.getTime() ?? 0 }
+      for (const entry of page.contents) {
+        if (!entry.key.startsWith(this.#root)) continue
+        yield { key: entry.key.slice(this.#root.length), size: entry.size, modified: entry.modified }
       }
       if (signal?.aborted === true) throw new AbortError()
     } while (token !== undefined)
   }
 
   async delete(key: string, options?: AbortOptions): Promise<void> {
-    const signal = begin(options)
-    try {
-      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#name(key) }), { abortSignal: signal })
-    } catch (error) {
-      // S3 answers 204 for a missing key; some servers say 404.
-      if (errorName(error) === 'NoSuchKey') return
-      throw this.#error(error, 'delete', key, signal)
-    }
+    begin(options)
+    const name = this.#name(key)
+    await (await this.#writes()).delete(name, key, options)
   }
 
   async close(): Promise<void> {
-    this.#client.destroy()
+    this.#closed = true
+    this.#agent.destroy()
+    const writer = this.#writer
+    if (writer !== undefined) (await writer.catch(() => undefined))?.close()
+  }
+
+  /** The SDK half, loaded on the first write. */
+  #writes(): Promise<S3Writer> {
+    this.#writer ??= import('./s3-sdk.js').then(
+      ({ S3Writer }) =>
+        new S3Writer({
+          bucket: this.#bucket,
+          ...(this.#endpoint === undefined ? {} : { endpoint: this.#endpoint }),
+          region: this.#region,
+          credentials: () => this.#resolveIdentity(),
+          maxSockets: this.#maxSockets,
+          maxAttempts: this.#maxAttempts,
+          partSize: this.#partSize,
+          fail: (error, verb, key, signal) => this.#error(error, verb, key, signal),
+        }),
+    )
+    return this.#writer
+  }
+
+  /** The credentials, looked up once (again when temporary ones near their expiry). */
+  #resolveIdentity(): Promise<S3Identity> {
+    const credentials = this.#credentials
+    if (typeof credentials !== 'function') return Promise.resolve(credentials)
+    if (this.#identity === undefined || Date.now() >= this.#identityExpires) {
+      const pending = credentials().then((identity) => {
+        const expires = identity.expiration?.getTime()
+        this.#identityExpires = expires === undefined ? Number.POSITIVE_INFINITY : expires - CREDENTIALS_MARGIN_MS
+        return identity
+      })
+      // A failed look-up is not remembered: the next request asks again.
+      pending.catch(() => {
+        if (this.#identity === pending) this.#identity = undefined
+      })
+      this.#identity = pending
+    }
+    return this.#identity
+  }
+
+  /**
+   * One signed request (`name`: an object's full key, or undefined for the bucket), read
+   * whole; an S3ResponseError for an error answer. Retried: see the module comment.
+   */
+  async #send(
+    method: 'GET' | 'HEAD',
+    name: string | undefined,
+    query: string,
+    headers: Record<string, string>,
+    signal: AbortSignal | undefined,
+  ): Promise<Answer> {
+    if (this.#closed) throw new StoreError('ERR_STORE', `The S3 driver of ${this.location} is closed`)
+    const identity = await this.#resolveIdentity()
+    const objectPath = name === undefined ? '' : `/${name.split('/').map(encodeRfc3986).join('/')}`
+    const path = `${this.#bucketPath}${objectPath}` || '/'
+    for (let attempt = 1; ; attempt++) {
+      const signed = aws4.sign(
+        {
+          service: 's3',
+          region: this.#region,
+          method,
+          host: this.#host,
+          path: query === '' ? path : `${path}?${query}`,
+          headers: { ...headers, Host: this.#host },
+        },
+        identity,
+      )
+      let reused = false
+      try {
+        const answer = await this.#exchange(signed, method, signal, (socketReused) => {
+          reused = socketReused
+        })
+        if (answer.status >= 300) throw responseError(answer, method)
+        return answer
+      } catch (error) {
+        if (signal?.aborted === true || attempt >= this.#maxAttempts || !isTransient(error)) throw error
+        // A kept-alive socket the server closed meanwhile: at once; else jittered exponential backoff.
+        const delay = reused && attempt === 1 && httpStatus(error) === undefined ? 0 : Math.random() * Math.min(20_000, 100 * 2 ** attempt)
+        await sleep(delay, signal)
+      }
+    }
+  }
+
+  /** Sends a signed request and reads its answer whole. */
+  #exchange(signed: aws4.Request, method: string, signal: AbortSignal | undefined, onSocket: (reused: boolean) => void): Promise<Answer> {
+    return new Promise<Answer>((resolve, reject) => {
+      const request = (this.#https ? httpsRequest : httpRequest)({
+        hostname: this.#hostname,
+        ...(this.#port === undefined ? {} : { port: this.#port }),
+        method,
+        path: signed.path,
+        headers: signed.headers as Record<string, string>,
+        agent: this.#agent,
+        ...(signal === undefined ? {} : { signal }),
+      })
+      request.setTimeout(SOCKET_TIMEOUT_MS, () => {
+        request.destroy(Object.assign(new Error(`No answer from ${this.#hostname} in ${SOCKET_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }))
+      })
+      request.once('socket', (socket) => {
+        socket.setNoDelay(true)
+        onSocket(request.reusedSocket)
+      })
+      request.once('error', reject)
+      request.once('response', (response) => {
+        const status = response.statusCode ?? 0
+        const declared = response.headers['content-length']
+        const size = method === 'HEAD' || declared === undefined ? undefined : Number(declared)
+        let body: Uint8Array | undefined = size === undefined ? undefined : new Uint8Array(size)
+        const chunks: Buffer[] = []
+        let filled = 0
+        let failed = false
+        response.on('data', (chunk: Buffer) => {
+          if (failed) return
+          if (body !== undefined) {
+            if (filled + chunk.length > body.length) {
+              failed = true
+              response.destroy()
+              reject(new IntegrityError(`S3 answer from ${this.#hostname}: more bytes than the ${body.length} of Content-Length`))
+              return
+            }
+            body.set(chunk, filled)
+          } else chunks.push(chunk)
+          filled += chunk.length
+        })
+        response.once('error', (error) => {
+          if (!failed) reject(error)
+          failed = true
+        })
+        response.once('end', () => {
+          if (failed) return
+          if (body === undefined) body = method === 'HEAD' ? new Uint8Array(0) : Buffer.concat(chunks)
+          else if (filled !== body.length) {
+            reject(
+              Object.assign(new Error(`The answer from ${this.#hostname} ended after ${filled} of ${body.length} bytes`), {
+                code: 'ECONNRESET',
+              }),
+            )
+            return
+          }
+          resolve({ status, headers: response.headers, body })
+        })
+      })
+      request.end()
+    })
   }
 
   #name(key: string): string {
@@ -295,156 +466,65 @@ export async function openS3Driver(url: string, env: NodeJS.ProcessEnv = process
   return S3Driver.fromUrl(url, env, init)
 }
 
-/** `create()`'s sink: buffers one part, then uploads parts while the next one fills. */
-class S3Sink implements ObjectSink {
-  readonly #client: S3Client
-  readonly #bucket: string
-  readonly #key: string
-  readonly #partSize: number
-  readonly #fail: (error: unknown, signal?: AbortSignal) => Error
-  /** The part being filled: grows up to partSize for the first part, is partSize after. */
-  #buffer = new Uint8Array(0)
-  #buffered = 0
-  #length = 0
-  #state: 'open' | 'finishing' | 'done' = 'open'
-  #uploadId: string | undefined
-  readonly #parts: { ETag: string; PartNumber: number }[] = []
-  /** The part being uploaded; it never rejects: a failure is kept in #failure. */
-  #uploading: Promise<void> = Promise.resolve()
-  #failure: Error | undefined
+/** The S3ResponseError of an error answer (its XML `<Error><Code>`; a HEAD answer has no body). */
+function responseError(answer: Answer, method: string): S3ResponseError {
+  const xml = method === 'HEAD' ? '' : new TextDecoder().decode(answer.body)
+  const code = xmlText(xml, 'Code')
+  const message = xmlText(xml, 'Message')
+  const name = code ?? STATUS_NAMES[answer.status] ?? `Http${answer.status}`
+  return new S3ResponseError(name, message ?? `${name} (HTTP ${answer.status})`, answer.status)
+}
 
-  constructor(client: S3Client, bucket: string, key: string, partSize: number, fail: (error: unknown, signal?: AbortSignal) => Error) {
-    this.#client = client
-    this.#bucket = bucket
-    this.#key = key
-    this.#partSize = partSize
-    this.#fail = fail
-  }
+// What the SDK names body-less error answers.
+const STATUS_NAMES: Record<number, string> = { 400: 'BadRequest', 403: 'Forbidden', 404: 'NotFound', 412: 'PreconditionFailed' }
 
-  get length(): number {
-    return this.#length
-  }
+function isTransient(error: unknown): boolean {
+  const status = httpStatus(error)
+  if (status !== undefined) return TRANSIENT_STATUS.has(status) || errorName(error) === 'SlowDown' || errorName(error) === 'RequestTimeout'
+  if (error instanceof TesseraError) return false
+  const code = (error as { code?: unknown } | undefined)?.code
+  return typeof code === 'string' && TRANSIENT_CODES.has(code)
+}
 
-  async write(bytes: Uint8Array): Promise<void> {
-    this.#checkOpen()
-    if (this.#failure !== undefined) throw this.#failure
-    // Copied (the caller may reuse its buffer once the write resolves) straight into the part.
-    let done = 0
-    while (done < bytes.length) {
-      if (this.#buffered === this.#partSize) {
-        // A full part and more to come (an object of exactly one part stays one PutObject).
-        // The next buffer is allocated once the previous upload is over: two parts at most.
-        const part = this.#buffer
-        this.#buffer = new Uint8Array(0)
-        this.#buffered = 0
-        await this.#startPart(part)
-        this.#buffer = new Uint8Array(this.#partSize)
-      }
-      const n = Math.min(bytes.length - done, this.#partSize - this.#buffered)
-      this.#reserve(this.#buffered + n)
-      this.#buffer.set(bytes.subarray(done, done + n), this.#buffered)
-      this.#buffered += n
-      this.#length += n
-      done += n
-    }
-  }
+/** One ListObjectsV2 page. */
+interface ListPage {
+  readonly contents: Array<{ key: string; size: number; modified: number }>
+  readonly truncated: boolean
+  readonly token: string | undefined
+}
 
-  async finish(options?: AbortOptions): Promise<void> {
-    const signal = begin(options)
-    this.#checkOpen()
-    this.#state = 'finishing'
-    try {
-      if (this.#uploadId === undefined) {
-        const body = this.#buffer.subarray(0, this.#buffered)
-        await this.#client.send(new PutObjectCommand({ Bucket: this.#bucket, Key: this.#key, Body: body, ContentLength: body.length }), {
-          abortSignal: signal,
-        })
-      } else {
-        if (this.#buffered > 0) await this.#startPart(this.#buffer.subarray(0, this.#buffered), signal)
-        await this.#uploading
-        if (this.#failure !== undefined) throw this.#failure
-        await this.#client.send(
-          new CompleteMultipartUploadCommand({
-            Bucket: this.#bucket,
-            Key: this.#key,
-            UploadId: this.#uploadId,
-            MultipartUpload: { Parts: this.#parts },
-          }),
-          { abortSignal: signal },
-        )
-      }
-      this.#state = 'done'
-      this.#uploadId = undefined
-    } catch (error) {
-      // Best effort: an upload left behind is invisible, and a bucket lifecycle rule
-      // (AbortIncompleteMultipartUpload) reclaims it.
-      await this.abort().catch(() => {})
-      throw error instanceof TesseraError ? error : this.#fail(error, signal)
-    }
+/** Parses a ListObjectsV2 answer (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html). */
+export function parseListPage(xml: string): ListPage {
+  if (!/<ListBucketResult[\s>]/.test(xml)) throw new StoreError('ERR_STORE', 'The S3 listing is not a ListBucketResult')
+  const contents: ListPage['contents'] = []
+  for (const match of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
+    const entry = match[1]!
+    const key = xmlText(entry, 'Key')
+    if (key === undefined) continue
+    const modified = Date.parse(xmlText(entry, 'LastModified') ?? '')
+    contents.push({ key, size: Number(xmlText(entry, 'Size') ?? 0), modified: Number.isNaN(modified) ? 0 : modified })
   }
+  const page = xml.replace(/<Contents>[\s\S]*?<\/Contents>/g, '')
+  return { contents, truncated: xmlText(page, 'IsTruncated') === 'true', token: xmlText(page, 'NextContinuationToken') }
+}
 
-  async abort(): Promise<void> {
-    this.#state = 'done'
-    this.#buffer = new Uint8Array(0)
-    this.#buffered = 0
-    await this.#uploading
-    const uploadId = this.#uploadId
-    this.#uploadId = undefined
-    if (uploadId === undefined) return
-    try {
-      await this.#client.send(new AbortMultipartUploadCommand({ Bucket: this.#bucket, Key: this.#key, UploadId: uploadId }))
-    } catch (error) {
-      if (errorName(error) !== 'NoSuchUpload') throw this.#fail(error)
-    }
-  }
+/** The text of the first `<tag>` element of `xml`, entities decoded. */
+function xmlText(xml: string, tag: string): string | undefined {
+  const match = new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml)
+  return match === null ? undefined : decodeXml(match[1]!)
+}
 
-  #checkOpen(): void {
-    if (this.#state !== 'open') throw new StoreError('ERR_STORE', `${this.#key} is already finished or aborted`)
-  }
+function decodeXml(text: string): string {
+  return text.replace(/&(?:#x([0-9a-fA-F]+)|#(\d+)|(amp|lt|gt|quot|apos));/g, (_, hex?: string, dec?: string, name?: string) => {
+    if (hex !== undefined) return String.fromCodePoint(Number.parseInt(hex, 16))
+    if (dec !== undefined) return String.fromCodePoint(Number(dec))
+    return { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" }[name as 'amp']
+  })
+}
 
-  /** Waits for the previous part, then starts uploading this one (one part in flight at most). */
-  async #startPart(body: Uint8Array, signal?: AbortSignal): Promise<void> {
-    await this.#uploading
-    if (this.#failure !== undefined) throw this.#failure
-    if (this.#uploadId === undefined) {
-      try {
-        const out = await this.#client.send(new CreateMultipartUploadCommand({ Bucket: this.#bucket, Key: this.#key }), {
-          abortSignal: signal,
-        })
-        this.#uploadId = out.UploadId
-      } catch (error) {
-        throw this.#fail(error, signal)
-      }
-      if (this.#uploadId === undefined) throw new StoreError('ERR_STORE', `${this.#key}: CreateMultipartUpload returned no UploadId`)
-    }
-    const partNumber = this.#parts.length + 1
-    if (partNumber > MAX_PARTS) throw new StoreError('ERR_STORE', `${this.#key}: more than ${MAX_PARTS} parts; raise partSize`)
-    const command = new UploadPartCommand({
-      Bucket: this.#bucket,
-      Key: this.#key,
-      UploadId: this.#uploadId,
-      PartNumber: partNumber,
-      Body: body,
-      ContentLength: body.length,
-    })
-    this.#parts.push({ ETag: '', PartNumber: partNumber })
-    this.#uploading = this.#client.send(command, { abortSignal: signal }).then(
-      (out) => {
-        this.#parts[partNumber - 1] = { ETag: out.ETag ?? '', PartNumber: partNumber }
-      },
-      (error: unknown) => {
-        this.#failure = this.#fail(error, signal)
-      },
-    )
-  }
-
-  /** Grows the buffer to hold `size` bytes, doubling (amortized copies) up to partSize. */
-  #reserve(size: number): void {
-    if (size <= this.#buffer.length) return
-    const grown = new Uint8Array(Math.min(this.#partSize, Math.max(size, 2 * this.#buffer.length, 64 * 1024)))
-    grown.set(this.#buffer.subarray(0, this.#buffered))
-    this.#buffer = grown
-  }
+/** RFC 3986 percent-encoding of everything but unreserved characters (SigV4's URI encoding). */
+function encodeRfc3986(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
 }
 
 /** Bucket and prefix of `s3://BUCKET[/PREFIX][/]`. */
@@ -481,7 +561,9 @@ function credentialsFromEnv(env: NodeJS.ProcessEnv, url: string): S3Credentials 
   const configFilepath = nonEmpty(env.AWS_CONFIG_FILE) ?? join(home, '.aws', 'config')
   const profile = nonEmpty(env.AWS_PROFILE)
   if (profile !== undefined || existsSync(filepath) || existsSync(configFilepath)) {
-    return fromIni({ profile: profile ?? 'default', filepath, configFilepath })
+    // Read by the SDK's own reader of the shared files, loaded on first use.
+    const init = { profile: profile ?? 'default', filepath, configFilepath }
+    return async () => (await import('./s3-sdk.js')).profileCredentials(init)()
   }
   throw new StoreError(
     'ERR_STORE_CONFIG',
@@ -503,26 +585,6 @@ function toStoreError(error: unknown, what: string, signal: AbortSignal | undefi
       ? `${errorName(error)} (HTTP ${status})`
       : `${typeof code === 'string' ? `${code}: ` : ''}${(error as Error | undefined)?.message ?? String(error)}`
   return new StoreError('ERR_STORE', `${what}: ${detail}`, { cause: error })
-}
-
-/** Reads a response body into one array, sized by Content-Length when the server sent it. */
-async function readBody(body: unknown, size: number | undefined, what: string): Promise<Uint8Array> {
-  const stream = body as AsyncIterable<Uint8Array> | undefined
-  if (stream === undefined) return new Uint8Array(0)
-  if (size === undefined) {
-    const chunks: Uint8Array[] = []
-    for await (const chunk of stream) chunks.push(chunk)
-    return Buffer.concat(chunks)
-  }
-  const out = new Uint8Array(size)
-  let filled = 0
-  for await (const chunk of stream) {
-    if (filled + chunk.length > size) throw new IntegrityError(`${what}: more bytes than the ${size} of Content-Length`)
-    out.set(chunk, filled)
-    filled += chunk.length
-  }
-  if (filled !== size) throw new IntegrityError(`${what}: the response ended after ${filled} of ${size} bytes`)
-  return out
 }
 
 /** SIZE of a Content-Range `bytes FIRST-LAST/SIZE` (RFC 9110 §14.4). */
