@@ -8,9 +8,11 @@
  * 1. 512x512 crops, raw pixels in memory -> PNG bytes: one at a time (latency) and
  *    `--concurrency` at once (throughput, as a server under load encodes), for Tessera with its
  *    deflate threads running (as `retainDeflateThreads` keeps them in a server), Tessera on
- *    libuv's pool only (threads 0), and sharp `.png()` with its defaults (libvips: no filter,
- *    zlib-ng level 6). Also CPU time per crop (all threads, process.cpuUsage), which the
- *    machine's load disturbs less than wall time, and the output size against sharp's.
+ *    libuv's pool only (threads 0; also with eight 96 KiB deflate segments per crop instead of
+ *    the default two, the segmentation before 2026-12-06), and sharp `.png()` with its
+ *    defaults (libvips: no filter, zlib-ng level 6). Also CPU time per crop (all threads,
+ *    process.cpuUsage), which the machine's load disturbs less than wall time, and the output
+ *    size against sharp's.
  * 2. A whole-image export: the top `--rows` rows of big.ppm streamed to Tessera's writer in
  *    bands of 256 rows, against `vips pngsave` of the same rows (vips crop of the PPM) and of
  *    the tiled deflate TIFF (the issue's reference, whole image only), in subprocesses, one
@@ -84,14 +86,16 @@ const sharpPng: Encoder = async (raw) =>
       .toBuffer()
   ).length
 const tesseraPng =
-  (threads?: number): Encoder =>
+  (threads?: number, chunkBytes?: number): Encoder =>
   (raw) =>
-    length(writePng({ width: CROP, height: CROP, format }, oneBand(raw, CROP), { compression: 'deflate', threads }))
+    length(writePng({ width: CROP, height: CROP, format }, oneBand(raw, CROP), { compression: 'deflate', threads, chunkBytes }))
 // sharp first: the others' sizes are given against its.
 const encoders: Record<string, Encoder> = {
   'sharp .png()': sharpPng,
   'tessera (deflate threads)': tesseraPng(),
   'tessera (threads 0)': tesseraPng(0),
+  // The segmentation before 2026-12-06: eight 96 KiB segments per crop instead of two.
+  'tessera (threads 0, 8 seg.)': tesseraPng(0, 96 << 10),
 }
 
 const cpuMs = () => {

@@ -22,6 +22,7 @@ import { openStoreAt, type StoreInit } from './store/open.js'
 
 export { type CropStats, emptyStats } from './crop/engine.js'
 export { TileCache, type TileCacheStats } from './crop/tile-cache.js'
+export { retainDeflateThreads } from './crop/writers/deflate.js'
 export {
   COMPRESSIONS,
   extensionFormat,

@@ -136,15 +136,26 @@ export class DecodePool {
       )
       return decoded
     })
-    options.signal?.throwIfAborted()
-    const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
-    let at = 0
-    for (const plan of plans) {
-      const mine = tiles.slice(at, at + plan.slices.length)
-      at += plan.slices.length
-      copySlices(plan, mine, tileSize, pixelBytes, out.subarray(plan.regionY * rowBytes, (plan.regionY + plan.height) * rowBytes), rowBytes)
+    try {
+      options.signal?.throwIfAborted()
+      const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
+      let at = 0
+      for (const plan of plans) {
+        const mine = tiles.slice(at, at + plan.slices.length)
+        at += plan.slices.length
+        copySlices(
+          plan,
+          mine,
+          tileSize,
+          pixelBytes,
+          out.subarray(plan.regionY * rowBytes, (plan.regionY + plan.height) * rowBytes),
+          rowBytes,
+        )
+      }
+      return out
+    } finally {
+      cache.release(tiles)
     }
-    return out
   }
 
   /** Stops the threads. */

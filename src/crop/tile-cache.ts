@@ -8,6 +8,13 @@
  * Tiles are keyed by their payload's CID with the shape and predictor that decode it: stored
  * blocks are immutable and verified on read, so a cached tile is never stale, and images that
  * share a tile share its entry. Cached tiles are read-only: readers copy out of them.
+ *
+ * Tiles decoded into buffers from `allocate` are recycled once evicted: a full cache then
+ * decodes into the buffers it drops instead of allocating ~200 KB per miss, which otherwise
+ * keeps the garbage collector busy (measured: 12.5% of a crop's time on random crops) and
+ * fragments the heap. Every tile getMany returns is held for its caller until the caller hands
+ * it back with `release` (once copied out); a held tile is never reused. A caller that does not
+ * release only keeps its tiles from being recycled.
  */
 import type { BandPlan } from './plan.js'
 
@@ -36,6 +43,9 @@ export interface TileCacheInit {
 /** The default maxBytes: 64 MiB, about 340 decoded 256x256 RGB tiles. */
 export const DEFAULT_TILE_CACHE_BYTES = 64 << 20
 
+/** Evicted buffers kept for reuse: enough for the misses of a few crops at once. */
+const FREE_BUFFERS = 64
+
 /** A bounded, single-flight cache of decoded tiles (see the module comment). */
 export class TileCache {
   readonly maxBytes: number
@@ -43,6 +53,13 @@ export class TileCache {
   readonly #tiles = new Map<string, Uint8Array>()
   readonly #inFlight = new Map<string, Promise<Uint8Array>>()
   readonly #stats: TileCacheStats = { requested: 0, decoded: 0, hits: 0, evictions: 0, bytes: 0, tiles: 0 }
+  /** Evicted, unheld buffers from `allocate`, for the next decodes. */
+  readonly #free: Uint8Array[] = []
+  readonly #recyclable = new WeakSet<Uint8Array>()
+  /** How many times each tile is held by getMany's callers (weak: an unreleased tile is still collected). */
+  readonly #held = new WeakMap<Uint8Array, number>()
+  /** Recyclable tiles evicted while held: free once the last hold ends. */
+  readonly #evictedWhileHeld = new WeakSet<Uint8Array>()
 
   constructor(init: TileCacheInit = {}) {
     const maxBytes = init.maxBytes ?? DEFAULT_TILE_CACHE_BYTES
@@ -65,6 +82,30 @@ export class TileCache {
    */
   async getMany(keys: readonly string[], decode: (missing: number[]) => Promise<Uint8Array[]>): Promise<Uint8Array[]> {
     this.#stats.requested += keys.length
+    return this.#collect(keys, decode, (tile) => {
+      this.#held.set(tile, (this.#held.get(tile) ?? 0) + 1)
+      return tile
+    })
+  }
+
+  /** Hands back tiles getMany gave (each as often as given), once copied out of: they may be recycled. */
+  release(tiles: readonly Uint8Array[]): void {
+    for (const tile of tiles) {
+      const count = (this.#held.get(tile) ?? 1) - 1
+      if (count > 0) {
+        this.#held.set(tile, count)
+        continue
+      }
+      this.#held.delete(tile)
+      if (this.#evictedWhileHeld.delete(tile)) this.#recycle(tile)
+    }
+  }
+
+  async #collect(
+    keys: readonly string[],
+    decode: (missing: number[]) => Promise<Uint8Array[]>,
+    hold: (tile: Uint8Array) => Uint8Array,
+  ): Promise<Uint8Array[]> {
     const results: Array<Uint8Array | Promise<Uint8Array>> = []
     const missing: number[] = []
     const settle: Array<{ resolve: (tile: Uint8Array) => void; reject: (error: unknown) => void }> = []
@@ -75,13 +116,13 @@ export class TileCache {
         this.#tiles.delete(key)
         this.#tiles.set(key, cached)
         this.#stats.hits++
-        results.push(cached)
+        results.push(hold(cached))
         continue
       }
       const flying = this.#inFlight.get(key)
       if (flying !== undefined) {
         this.#stats.hits++
-        results.push(flying)
+        results.push(flying.then(hold))
         continue
       }
       const promise = new Promise<Uint8Array>((resolve, reject) => settle.push({ resolve, reject }))
@@ -104,6 +145,8 @@ export class TileCache {
         throw error
       }
       this.#stats.decoded += missing.length
+      // This caller's hold, taken before any is inserted: inserting one may evict another.
+      for (const tile of tiles) hold(tile)
       for (const [j, i] of missing.entries()) {
         const key = keys[i]!
         this.#inFlight.delete(key)
@@ -112,6 +155,24 @@ export class TileCache {
       }
     }
     return Promise.all(results)
+  }
+
+  #recycle(tile: Uint8Array): void {
+    if (this.#held.has(tile)) this.#evictedWhileHeld.add(tile)
+    else if (this.#free.length < FREE_BUFFERS) this.#free.push(tile)
+  }
+
+  /**
+   * A buffer of `bytes` to decode a tile into, inside a `decode` callback of getMany, right
+   * before decoding (not before an await): an evicted tile's when one of that size is free, else
+   * a new one (zero-filled). Its contents are undefined: the decoder must write every byte a
+   * reader may copy.
+   */
+  allocate(bytes: number): Uint8Array {
+    const at = this.#free.findIndex((buffer) => buffer.byteLength === bytes)
+    const buffer = at < 0 ? new Uint8Array(bytes) : this.#free.splice(at, 1)[0]!
+    this.#recyclable.add(buffer)
+    return buffer
   }
 
   /** Drops every cached tile (decodes in flight finish for their callers; counters stay). */
@@ -129,6 +190,7 @@ export class TileCache {
       this.#tiles.delete(oldest)
       this.#stats.bytes -= evicted.byteLength
       this.#stats.evictions++
+      if (this.#recyclable.has(evicted)) this.#recycle(evicted)
     }
   }
 }

@@ -17,9 +17,9 @@ import { Budget, Lane, WorkQueue } from './queue.js'
 export interface HttpLimits {
   /**
    * Jobs of the light lane that compute at once (crops, tiles, small IIIF images); default two
-   * per core. Tiles decode on the main thread; deflate and sharp's encoders run on libuv's
-   * threads, and a job also waits on store reads, so a little more than one per core. A job
-   * holds its slot only while it computes, not while it waits for a slow client.
+   * per core. Tiles decode on the main thread; deflate runs on the deflate worker threads and
+   * sharp's encoders on libuv's, and a job also waits on store reads, so a little more than one
+   * per core. A job holds its slot only while it computes, not while it waits for a slow client.
    */
   readonly concurrency: number
   /** Light requests that may wait for memory or a slot; beyond, 503 ERR_BUSY. Default 256. */

@@ -76,6 +76,14 @@ export interface BlockStore {
    * ERR_NOT_FOUND on the first missing block.
    */
   getManyUnsafe(cids: readonly CID[], options?: AbortOptions): Promise<Uint8Array[]>
+  /**
+   * Stores that read synchronously (a local pack store): the blocks' bytes, each verified, read
+   * one after another into `scratch` and returned as views of it, so a caller that uses them at
+   * once allocates nothing (the crop reader). Undefined when they cannot be read so, now: they
+   * do not fit, or this view of the store lacks one; then use `getMany`. IntegrityError if one
+   * is corrupt. The views hold their bytes only until `scratch` is written again.
+   */
+  getManyInto?(cids: readonly CID[], scratch: Uint8Array): Uint8Array[] | undefined
   /** Whether the block is stored (and committed). */
   has(cid: CID, options?: AbortOptions): Promise<boolean>
   /** Stored size in bytes of a block, or undefined if absent. */

@@ -199,6 +199,32 @@ export class ObjectBlockStore implements BlockStore {
     return this.#getMany(cids, options)
   }
 
+  getManyInto(cids: readonly CID[], scratch: Uint8Array): Uint8Array[] | undefined {
+    const getRangeSync = this.driver.getRangeSync?.bind(this.driver)
+    // A subclass that overrides getMany (to count or delay reads) sees every read through it.
+    if (getRangeSync === undefined || this.getMany !== ObjectBlockStore.prototype.getMany) return undefined
+    this.#maybeRefresh()
+    const blocks = new Array<Uint8Array>(cids.length)
+    let at = 0
+    for (let i = 0; i < cids.length; i++) {
+      const found = this.#find(cids[i]!)
+      // Not in this view (getMany refreshes it), or more than fits.
+      if (found === undefined || at + found.length > scratch.length) return undefined
+      let bytes: Uint8Array
+      try {
+        bytes = getRangeSync(packKey(found.pack), found.offset, found.length, scratch.subarray(at, at + found.length))
+      } catch (error) {
+        // A pack deleted since this view was read: getMany finds its blocks in a fresh one.
+        if ((error as { code?: string }).code === 'ERR_NOT_FOUND') return undefined
+        throw error
+      }
+      verifyBlock(cids[i]!, bytes)
+      blocks[i] = bytes
+      at += found.length
+    }
+    return blocks
+  }
+
   async #getMany(cids: readonly CID[], options?: AbortOptions): Promise<Uint8Array[]> {
     options?.signal?.throwIfAborted()
     this.#maybeRefresh()

@@ -100,6 +100,39 @@ describe('TileCache', () => {
     expect(cache.stats).toMatchObject({ requested: 3, decoded: 1, hits: 1, tiles: 1 })
   })
 
+  it('decodes into the buffers it evicts (those it allocated and got back), and nothing else', async () => {
+    const cache = new TileCache({ maxBytes: 20 })
+    const first = cache.allocate(10)
+    cache.release(await cache.getMany(['a'], async () => [first]))
+    const foreign = new Uint8Array(10)
+    cache.release(await cache.getMany(['b'], async () => [foreign]))
+    // A third tile evicts 'a' (allocated here: kept for reuse), a fourth 'b' (not: dropped).
+    cache.release(await cache.getMany(['c'], async () => [cache.allocate(10)]))
+    cache.release(await cache.getMany(['d'], async () => [new Uint8Array(10)]))
+    expect(cache.allocate(10)).toBe(first)
+    expect(cache.allocate(10)).not.toBe(foreign)
+    expect(cache.allocate(12).byteLength).toBe(12)
+  })
+
+  it('never reuses a tile a caller holds', async () => {
+    const cache = new TileCache({ maxBytes: 10 })
+    const mine = await cache.getMany(['a'], async () => [cache.allocate(10)])
+    // Evicted by 'b' while held: not reusable until handed back.
+    cache.release(await cache.getMany(['b'], async () => [cache.allocate(10)]))
+    expect(cache.stats.evictions).toBe(1)
+    expect(cache.allocate(10)).not.toBe(mine[0])
+    cache.release(mine)
+    expect(cache.allocate(10)).toBe(mine[0])
+    // Held twice (the same key twice in one call): free after both are handed back.
+    const twice = await cache.getMany(['c', 'c'], async (missing) => missing.map(() => cache.allocate(10)))
+    expect(twice[0]).toBe(twice[1])
+    cache.release(await cache.getMany(['d'], async () => [cache.allocate(10)]))
+    cache.release([twice[0]!])
+    expect(cache.allocate(10)).not.toBe(twice[0])
+    cache.release([twice[1]!])
+    expect(cache.allocate(10)).toBe(twice[0])
+  })
+
   it('rejects a bad maxBytes', () => {
     expect(() => new TileCache({ maxBytes: -1 })).toThrow(RangeError)
   })
@@ -190,6 +223,21 @@ describe('ImageReader with a TileCache', () => {
     } finally {
       image.reader.tileCache = undefined
     }
+  })
+
+  it('stays exact when concurrent crops churn a small cache (evicted buffers reused)', async () => {
+    const source = makeImage(200, 150, 3, 8, 12)
+    const image = await stored(source, 'churn', 16)
+    const cache = new TileCache({ maxBytes: 6 * 16 * 16 * 3 })
+    const regions = Array.from({ length: 60 }, (_, i) => ({
+      x: (i * 41) % 170,
+      y: (i * 29) % 120,
+      width: 1 + ((i * 13) % 30),
+      height: 1 + ((i * 17) % 30),
+    }))
+    const results = await Promise.all(regions.map((region) => readBands(image.reader, region, cache)))
+    for (const [i, region] of regions.entries()) expect(Buffer.compare(results[i]!, naiveCrop(source, region))).toBe(0)
+    expect(cache.stats.evictions).toBeGreaterThan(50)
   })
 
   it('keeps its byte bound across many crops, with results unchanged', async () => {

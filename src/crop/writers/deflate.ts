@@ -276,7 +276,7 @@ export function retainDeflateThreads(): () => Promise<void> {
  * take what `ready` returns before pushing more. `settle` waits for the rest, for cleanup.
  */
 export class InOrder<T> {
-  readonly #queue: Promise<T>[] = []
+  readonly #queue: Array<{ result: Promise<T>; settled: boolean }> = []
   readonly limit: number
 
   constructor(limit: number) {
@@ -285,17 +285,27 @@ export class InOrder<T> {
 
   /** Adds a job's result (a rejection surfaces when it is taken). */
   push(result: Promise<T>): void {
-    result.catch(() => {})
-    this.#queue.push(result)
+    const entry = { result, settled: false }
+    const settle = () => {
+      entry.settled = true
+    }
+    result.then(settle, settle)
+    this.#queue.push(entry)
   }
 
-  /** The oldest results, awaited, while `limit` or more are in flight (all of them with `all`). */
+  /**
+   * The oldest results, awaited, while `limit` or more are in flight (all of them with `all`),
+   * then those already done: an output streams as its pieces finish, not only once `limit` of
+   * them are queued.
+   */
   async *ready(all = false): AsyncGenerator<T, void, undefined> {
-    while (this.#queue.length > 0 && (all || this.#queue.length >= this.limit)) yield await this.#queue.shift()!
+    while (this.#queue.length > 0 && (all || this.#queue.length >= this.limit || this.#queue[0]!.settled)) {
+      yield await this.#queue.shift()!.result
+    }
   }
 
   /** Waits for every job still in flight, ignoring their results. */
   async settle(): Promise<void> {
-    await Promise.allSettled(this.#queue.splice(0))
+    await Promise.allSettled(this.#queue.splice(0).map((entry) => entry.result))
   }
 }

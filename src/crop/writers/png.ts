@@ -3,10 +3,11 @@
  *
  * Rows are filtered in WebAssembly SIMD (src/format/unpredict.c), each row with the filter
  * type libpng's heuristic picks (least sum of |residual|, on a sample of the row), a group of
- * rows (~64-256 KiB) at a time; a group that comes out mostly zeros (drawn content) is
- * filtered None instead, which LZ77 compresses best there. The groups are deflated in
- * parallel on worker threads (deflate.ts, as pigz does) into segments that concatenate into
- * the one zlib stream the IDAT data must be, one IDAT chunk per segment, a few in flight.
+ * rows (half of an output under 2 MiB, else 256 KiB) at a time; a group that comes out mostly
+ * zeros (drawn content) is filtered None instead, which LZ77 compresses best there. The groups
+ * are deflated in parallel on worker threads (deflate.ts, as pigz does) into segments that
+ * concatenate into the one zlib stream the IDAT data must be, one IDAT chunk per segment, a few
+ * in flight.
  */
 
 import zlib from 'node:zlib'
@@ -35,8 +36,9 @@ const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a)
 const COLOR_TYPE = { gray: 0, graya: 4, rgb: 2, rgba: 6 } as const
 /** PNG limits width and height to 2^31-1 (PNG spec 11.2.1). */
 const MAX_DIMENSION = 2 ** 31 - 1
-/** Bytes of filtered rows per deflate segment: at least 8 segments for outputs past 512 KiB, so every thread has work. */
+/** Filtered bytes from which an output is cut into segments (two below SMALL_OUTPUT, of MAX_PIECE from it). */
 const MIN_PIECE = 64 << 10
+const SMALL_OUTPUT = 2 << 20
 const MAX_PIECE = 256 << 10
 /** Filtered bytes queued for the deflate threads at most (plus their output): bounds an output's memory. */
 const IN_FLIGHT_BYTES = 8 << 20
@@ -95,7 +97,7 @@ async function* png(init: RasterInit, bands: AsyncIterable<Band>, settings: Sett
   const stride = rowBytes(init)
   const filterOptions = { stride, bpp: bytesPerPixel(init.format), wide: init.format.bitsPerSample === 16 }
   const total = (stride + 1) * init.height
-  const piece = settings.chunkBytes ?? Math.min(MAX_PIECE, Math.max(MIN_PIECE, Math.ceil(total / 8 / 4096) * 4096))
+  const piece = settings.chunkBytes ?? pieceBytes(total, init.height, stride + 1)
   const groupRows = Math.max(1, Math.floor(piece / (stride + 1)))
   // One segment needs no thread: a worker round trip would only add latency.
   const threads = acquireDeflateThreads(total, total <= piece ? 0 : settings.threads)
@@ -172,6 +174,22 @@ async function* png(init: RasterInit, bands: AsyncIterable<Band>, settings: Sett
     await threads.release()
   }
   yield chunk('IEND', new Uint8Array(0))
+}
+
+/**
+ * Filtered bytes per deflate segment for an output of `total` of them in rows of `rowLength`:
+ * one segment up to 64 KiB; two (whole rows each) below 2 MiB, such as a 512x512 crop, so that
+ * one output still uses two cores; 256 KiB segments from 2 MiB. Each segment costs a zlib
+ * stream (its setup, ~0.2 ms of this thread's time through zlib's async API) and a dictionary
+ * copy: under 16 concurrent 512x512 PNG crops in `tessera serve`, eight segments each cost
+ * ~2 ms more CPU per request than two (bench/README.md, HTTP server), and concurrent outputs
+ * fill the cores anyway. A function of the output alone: the same crop always gives the same
+ * bytes.
+ */
+function pieceBytes(total: number, height: number, rowLength: number): number {
+  if (total <= MIN_PIECE) return total
+  if (total < SMALL_OUTPUT) return Math.ceil(height / 2) * rowLength
+  return MAX_PIECE
 }
 
 /** The last 32 KiB of `window` followed by `data`, in a buffer of its own. */

@@ -50,9 +50,9 @@ export class DiskDriver implements ObjectDriver {
 
   // Synchronous positional reads: a page-cache hit costs microseconds, less than a trip
   // through libuv's thread pool, and crops make many small ones.
-  getRangeSync(key: string, offset: number, length: number): Uint8Array {
+  getRangeSync(key: string, offset: number, length: number, into?: Uint8Array): Uint8Array {
     const fd = this.#open(key)
-    const bytes = Buffer.allocUnsafe(length)
+    const bytes = into?.length === length ? into : Buffer.allocUnsafe(length)
     let read = 0
     while (read < length) {
       const n = readSync(fd, bytes, read, length - read, offset + read)

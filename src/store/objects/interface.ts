@@ -55,8 +55,11 @@ export interface ObjectDriver {
    * not exist; IntegrityError (ERR_INTEGRITY) if it has fewer bytes than asked.
    */
   getRange(key: string, offset: number, length: number, options?: AbortOptions): Promise<Uint8Array>
-  /** Synchronous `getRange`, offered by backends for which it is cheap (disk, memory). */
-  getRangeSync?(key: string, offset: number, length: number): Uint8Array
+  /**
+   * Synchronous `getRange`, offered by backends for which it is cheap (disk, memory). With
+   * `into` (`length` bytes), a backend may read into it and return it rather than allocate.
+   */
+  getRangeSync?(key: string, offset: number, length: number, into?: Uint8Array): Uint8Array
   /** A local file path holding the object, for backends that have one (disk). */
   localPath?(key: string): string
   /** Drops any handle kept on the object (a pack no longer live): its space can be freed once deleted. */

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import zlib from 'node:zlib'
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { adler32Combine, retainDeflateThreads } from '../../../src/crop/writers/deflate.js'
+import { adler32Combine, InOrder, retainDeflateThreads } from '../../../src/crop/writers/deflate.js'
 import { type PngWriteOptions, writePng } from '../../../src/crop/writers/png.js'
 import type { PixelFormat } from '../../../src/format/interface.js'
 import { bytesPerPixel, pixelFormat } from '../../../src/format/pixel.js'
@@ -270,5 +270,44 @@ describe('writePng size', () => {
       ).length
     }
     expect(ours / theirs).toBeLessThanOrEqual(1.1)
+  })
+})
+
+describe('writePng segments by default', () => {
+  // Two segments below 2 MiB of filtered rows: each costs a zlib stream and its set-up.
+  it('cuts a 512x512 RGB crop into two segments of 256 rows, the same bytes on threads and on libuv’s pool', async () => {
+    const format = pixelFormat('rgb', 8)
+    const pixels = makeImage(512, 512, format, 7)
+    const write = (threads: number) =>
+      collect(writePng({ width: 512, height: 512, format }, toBands(pixels, 512, format, [200, 312]), { compression: 'deflate', threads }))
+    const [here, there] = [await write(0), await write(1)]
+    expect(Buffer.compare(here, there)).toBe(0)
+    const view = new DataView(here.buffer, here.byteOffset)
+    const lengths: number[] = []
+    for (let at = 8; at < here.length; at += 12 + view.getUint32(at)) {
+      if (new TextDecoder().decode(here.subarray(at + 4, at + 8)) === 'IDAT') lengths.push(view.getUint32(at))
+    }
+    expect(lengths).toHaveLength(2)
+    const { filters } = idat(here, { format, width: 512, height: 512, options: { compression: 'deflate' }, heights: [512] })
+    expect(filters).toHaveLength(512)
+  })
+})
+
+describe('InOrder', () => {
+  // A server keeps the deflate threads, whose limit is many pieces: an output must still stream.
+  it('yields the oldest results once done, in order, before `limit` are in flight', async () => {
+    const order = new InOrder<number>(8)
+    let finish: (n: number) => void = () => {}
+    order.push(Promise.resolve(1))
+    order.push(new Promise((resolve) => (finish = resolve)))
+    order.push(Promise.resolve(3))
+    await Promise.resolve()
+    const taken: number[] = []
+    for await (const n of order.ready()) taken.push(n)
+    expect(taken).toEqual([1])
+    finish(2)
+    await Promise.resolve()
+    for await (const n of order.ready()) taken.push(n)
+    expect(taken).toEqual([1, 2, 3])
   })
 })

@@ -1,0 +1,161 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Region } from '../../src/format/interface.js'
+import { emptyStats, importImage, openImage, openStore, type TesseraImage } from '../../src/image.js'
+import { makeImage, naiveCrop, type TestImage, writePam } from '../helpers/oracle.js'
+
+let dir: string
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tessera-engine-'))
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+/** The region's bands, concatenated, and the bands yielded before any error. */
+async function crop(image: TesseraImage, region: Region): Promise<{ bytes: Uint8Array; bands: Uint8Array[]; error?: unknown }> {
+  const bands: Uint8Array[] = []
+  try {
+    for await (const band of image.reader.bands(region)) bands.push(band.data)
+  } catch (error) {
+    return { bytes: Buffer.concat(bands), bands, error }
+  }
+  return { bytes: Buffer.concat(bands), bands }
+}
+
+describe('ImageReader on the pack store (a tile row in one read)', () => {
+  it.each([
+    [3, 8],
+    [1, 16],
+    [4, 8],
+  ] as const)('crops %i-channel %i-bit images exactly', async (channels, bits) => {
+    const storeDir = join(dir, `exact-${channels}-${bits}`)
+    const store = await openStore(storeDir)
+    try {
+      const source = makeImage(150, 110, channels, bits, channels * bits)
+      const path = join(dir, `exact-${channels}-${bits}.pam`)
+      await writePam(path, source)
+      const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
+      const image = await openImage(store, cid)
+      for (const region of [
+        { x: 0, y: 0, width: 150, height: 110 },
+        { x: 31, y: 31, width: 66, height: 66 },
+        { x: 5, y: 40, width: 140, height: 9 },
+        { x: 149, y: 109, width: 1, height: 1 },
+        { x: 96, y: 0, width: 54, height: 110 },
+      ]) {
+        const stats = emptyStats()
+        const bands: Uint8Array[] = []
+        for await (const band of image.reader.bands(region, { stats })) bands.push(band.data)
+        expect(Buffer.compare(Buffer.concat(bands), naiveCrop(source, region))).toBe(0)
+        const columns = Math.floor((region.x + region.width - 1) / 32) - Math.floor(region.x / 32) + 1
+        expect(stats.tilesRead).toBe(columns * bands.length)
+      }
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('keeps concurrent crops apart (they share one read scratch)', async () => {
+    const storeDir = join(dir, 'concurrent')
+    const store = await openStore(storeDir)
+    try {
+      const source = makeImage(700, 90, 3, 8, 3)
+      const path = join(dir, 'concurrent.pam')
+      await writePam(path, source)
+      // 16-pixel tiles of noise: a 700-pixel band is 44 tiles, some 30 KB of payloads.
+      const { cid } = await importImage(store, path, { tileSize: 16, workers: 0 })
+      const image = await openImage(store, cid)
+      const regions = Array.from({ length: 24 }, (_, i) => ({ x: (i * 37) % 500, y: (i * 11) % 60, width: 30 + i * 7, height: 25 }))
+      regions.push({ x: 0, y: 0, width: 700, height: 90 })
+      const crops = await Promise.all(regions.map((region) => crop(image, region)))
+      for (const [i, result] of crops.entries()) {
+        expect(result.error).toBeUndefined()
+        expect(Buffer.compare(result.bytes, naiveCrop(source, regions[i]!))).toBe(0)
+      }
+      // A scratch too small for the band: the store says so (the reader then reads it another way).
+      const index = await image.reader.tileRow(0, 0)
+      const cids = index.tiles.slice(0, 10)
+      expect(store.getManyInto!(cids, new Uint8Array(100))).toBeUndefined()
+      const views = store.getManyInto!(cids, new Uint8Array(1 << 20))!
+      expect(views.map((view) => Buffer.from(view).toString('hex'))).toEqual(
+        (await store.getMany(cids)).map((b) => Buffer.from(b).toString('hex')),
+      )
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('reads a band whose payloads outgrow the read scratch into buffers of its own', async () => {
+    const storeDir = join(dir, 'wide')
+    const store = await openStore(storeDir)
+    try {
+      // 32 tiles of 256x256 noisy RGB: about 2.2 MB of payloads in one band (the scratch is 2 MiB).
+      const source = makeImage(8192, 256, 3, 8, 7)
+      const path = join(dir, 'wide.pam')
+      await writePam(path, source)
+      const { cid } = await importImage(store, path, { workers: 0 })
+      const image = await openImage(store, cid)
+      const getManyInto = store.getManyInto!.bind(store)
+      const answers: boolean[] = []
+      store.getManyInto = (cids, scratch) => {
+        const blocks = getManyInto(cids, scratch)
+        answers.push(blocks !== undefined)
+        return blocks
+      }
+      const whole = { x: 0, y: 0, width: 8192, height: 256 }
+      const part = { x: 300, y: 10, width: 512, height: 200 }
+      expect(Buffer.compare((await crop(image, whole)).bytes, naiveCrop(source, whole))).toBe(0)
+      expect(Buffer.compare((await crop(image, part)).bytes, naiveCrop(source, part))).toBe(0)
+      expect(answers).toEqual([false, true])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('fails a crop with ERR_INTEGRITY on a corrupted tile in the middle of a row, never yielding its pixels', async () => {
+    const storeDir = join(dir, 'corrupt')
+    const store = await openStore(storeDir)
+    try {
+      const source: TestImage = makeImage(128, 96, 3, 8, 5)
+      const path = join(dir, 'corrupt.pam')
+      await writePam(path, source)
+      const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
+      const image = await openImage(store, cid)
+      // Tile (column 2, row 1): the middle of the second band of the region below.
+      const tile = (await image.reader.tileRow(0, 1)).tiles[2]!
+      const payload = await store.get(tile)
+      const [pack] = (await readdir(join(storeDir, 'packs'))).filter((name) => name.endsWith('.pack'))
+      const packPath = join(storeDir, 'packs', pack!)
+      const bytes = await readFile(packPath)
+      const at = bytes.indexOf(Buffer.from(payload))
+      expect(at).toBeGreaterThan(0)
+      expect(bytes.indexOf(Buffer.from(payload), at + 1)).toBe(-1)
+      const region = { x: 20, y: 10, width: 100, height: 80 }
+      const good = await crop(image, region)
+      expect(good.error).toBeUndefined()
+      expect(Buffer.compare(good.bytes, naiveCrop(source, region))).toBe(0)
+      // A flipped byte in the compressed data (still a valid zstd frame, or not), then one at
+      // the end of the payload (checksum-less frames decode it to other pixels).
+      for (const offset of [Math.floor(payload.length / 2), payload.length - 1]) {
+        const corrupt = Buffer.from(bytes)
+        corrupt[at + offset]! ^= 0x10
+        await writeFile(packPath, corrupt)
+        const result = await crop(image, region)
+        expect(result.error).toMatchObject({ code: 'ERR_INTEGRITY' })
+        // Only the first band (tile row 0) came out, and it is right.
+        expect(result.bands).toHaveLength(1)
+        expect(Buffer.compare(result.bytes, naiveCrop(source, { ...region, height: 22 }))).toBe(0)
+        // A region that does not touch the tile still crops.
+        const other = { x: 0, y: 64, width: 128, height: 32 }
+        expect(Buffer.compare((await crop(image, other)).bytes, naiveCrop(source, other))).toBe(0)
+      }
+      await writeFile(packPath, bytes)
+      expect(Buffer.compare((await crop(image, region)).bytes, naiveCrop(source, region))).toBe(0)
+    } finally {
+      await store.close()
+    }
+  })
+})
