@@ -193,6 +193,9 @@ export async function importDataset(
       }
       return byHash
     }
+    const explicitParameters = ['tileSize', 'zstdLevel', 'predictor', 'pyramid'].some(
+      (name) => options[name as keyof DatasetImportOptions] !== undefined,
+    )
     // Whether an image was imported with this import's parameters (else its content is re-imported).
     const sameParameters = new Map<string, boolean>()
     const reusable = async (image: CID): Promise<boolean> => {
@@ -242,9 +245,15 @@ export async function importDataset(
       const size = stats.size
       const mtime = Math.floor(stats.mtimeMs)
       const existing = await getEntry(cache, start?.version.entries, file.name, options)
-      // Unchanged and imported with this import's parameters: nothing to do. Imported with others
-      // (a re-import with another --tile-size, say): imported again, not skipped silently.
-      if (existing !== undefined && existing.size === size && existing.mtime === mtime && (await reusable(existing.image))) {
+      // Unchanged: nothing to do, unless this import asks for parameters (a re-import with another
+      // --tile-size, say) that its image was not imported with: then it is imported again, not
+      // skipped silently. A re-run with the defaults reads nothing, not even the manifest.
+      if (
+        existing !== undefined &&
+        existing.size === size &&
+        existing.mtime === mtime &&
+        (!explicitParameters || (await reusable(existing.image)))
+      ) {
         counts.unchanged++
         return
       }

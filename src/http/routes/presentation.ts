@@ -91,6 +91,16 @@ export function registerPresentationRoutes(app: FastifyInstance, ctx: HttpContex
     return [maxWidth, maxHeight, maxArea, heavyMemoryBudget, upscaling]
   }
 
+  /** What both documents' routes start from: `?page`, the identifier, what it resolves to, and the documents' base path. */
+  const documentRequest = async (request: FastifyRequest, reply: FastifyReply) => {
+    const query = queryOf(request, ['page'])
+    const page = query.page === undefined ? undefined : intParam(query.page, 'page', 1, 2 ** 31)
+    const signal = requestSignal(reply)
+    const identifier = (request.params as { id: string }).id
+    const resolved = await ctx.resolve(identifier, signal)
+    return { page, signal, identifier, base: `${IIIF_PREFIX}/${segment(identifier)}`, resolved }
+  }
+
   const sendJson = (
     request: FastifyRequest,
     reply: FastifyReply,
@@ -118,12 +128,7 @@ export function registerPresentationRoutes(app: FastifyInstance, ctx: HttpContex
     url: `${IIIF_PREFIX}/:id/manifest`,
     config,
     handler: async (request, reply) => {
-      const query = queryOf(request, ['page'])
-      const page = query.page === undefined ? undefined : intParam(query.page, 'page', 1, 2 ** 31)
-      const signal = requestSignal(reply)
-      const identifier = (request.params as { id: string }).id
-      const resolved = await ctx.resolve(identifier, signal)
-      const base = `${IIIF_PREFIX}/${segment(identifier)}`
+      const { page, signal, identifier, base, resolved } = await documentRequest(request, reply)
       if (resolved.kind === 'image') {
         const { target } = resolved
         if (page !== undefined) throw new InvalidArgumentError('page applies to the Manifest of a dataset, not of one image')
@@ -188,16 +193,9 @@ export function registerPresentationRoutes(app: FastifyInstance, ctx: HttpContex
     url: `${IIIF_PREFIX}/:id/collection`,
     config,
     handler: async (request, reply) => {
-      const query = queryOf(request, ['page'])
-      const page = query.page === undefined ? undefined : intParam(query.page, 'page', 1, 2 ** 31)
-      const signal = requestSignal(reply)
-      const identifier = (request.params as { id: string }).id
-      const resolved = await ctx.resolve(identifier, signal)
-      if (resolved.kind === 'image') {
-        throw new InvalidArgumentError(`${identifier} is an image: its document is ${IIIF_PREFIX}/${segment(identifier)}/manifest`)
-      }
+      const { page, signal, identifier, base, resolved } = await documentRequest(request, reply)
+      if (resolved.kind === 'image') throw new InvalidArgumentError(`${identifier} is an image: its document is ${base}/manifest`)
       const { dataset } = resolved
-      const base = `${IIIF_PREFIX}/${segment(identifier)}`
       return sendJson(request, reply, signal, dataset, 'presentation-collection', page ?? null, async () => {
         const label = labelOf(dataset)
         const collectionUrl = url(request, `${base}/collection`)

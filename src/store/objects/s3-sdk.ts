@@ -25,7 +25,7 @@ import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { AbortError, StoreError, TesseraError } from '../../errors.js'
 import type { AbortOptions } from '../interface.js'
 import type { ObjectSink, PutOptions } from './interface.js'
-import type { S3CredentialProvider, S3Identity } from './s3.js'
+import { errorName, httpStatus, type S3CredentialProvider, type S3Identity, sleep } from './s3.js'
 
 /** What the SDK half of a driver needs: the driver's settings, resolved. */
 export interface S3WriterInit {
@@ -279,27 +279,4 @@ class S3Sink implements ObjectSink {
     grown.set(this.#buffer.subarray(0, this.#buffered))
     this.#buffer = grown
   }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(done, ms)
-    function done() {
-      signal?.removeEventListener('abort', aborted)
-      resolve()
-    }
-    function aborted() {
-      clearTimeout(timer)
-      reject(new AbortError())
-    }
-    signal?.addEventListener('abort', aborted, { once: true })
-  })
-}
-
-function errorName(error: unknown): string | undefined {
-  return (error as { name?: string } | undefined)?.name
-}
-
-function httpStatus(error: unknown): number | undefined {
-  return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode
 }

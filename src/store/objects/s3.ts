@@ -598,7 +598,8 @@ function begin(options: AbortOptions | undefined): AbortSignal | undefined {
   return options?.signal
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/** Waits `ms`, or rejects with AbortError when `signal` fires (s3-sdk.ts's retries too). */
+export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(done, ms)
     function done() {
@@ -613,11 +614,13 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   })
 }
 
-function errorName(error: unknown): string | undefined {
+/** The `name` of an error, e.g. an SDK exception's ('NoSuchKey', 'PreconditionFailed'). */
+export function errorName(error: unknown): string | undefined {
   return (error as { name?: string } | undefined)?.name
 }
 
-function httpStatus(error: unknown): number | undefined {
+/** The HTTP status an SDK exception carries. */
+export function httpStatus(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode
 }
 
