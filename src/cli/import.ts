@@ -8,6 +8,7 @@ import { type Command, Option } from 'commander'
 import type { DatasetImportProgress } from '../dataset/import.js'
 import { InvalidArgumentError, TesseraError } from '../errors.js'
 import {
+  AUTO_CODEC,
   DATASET_IMPORT_OPTIONS as DATASET,
   DATASET_DEFAULTS,
   IMPORT_OPTIONS as IMAGE,
@@ -31,9 +32,16 @@ export function importCommand(io: CliIo): Command {
       `tile edge in pixels, a multiple of 16 (default ${IMAGE.tileSize.default}; with --dataset, ${DATASET_DEFAULTS.tileSize})`,
       int,
     )
-    .option('--zstd-level <n>', 'zstd compression level', int, IMAGE.zstdLevel.default)
+    .option(
+      '--zstd-level <n>',
+      `zstd compression level, or auto: from the image's content (default ${IMAGE.zstdLevel.default}; with --dataset, auto)`,
+      intOrAuto,
+    )
     .addOption(
-      new Option('--predictor <n>', 'TIFF predictor: 1 none, 2 horizontal').choices(['1', '2']).default(`${IMAGE.predictor.default}`),
+      new Option(
+        '--predictor <n>',
+        `TIFF predictor: 1 none, 2 horizontal, or auto: from the image's content (default ${IMAGE.predictor.default}; with --dataset, auto)`,
+      ).choices(['1', '2', 'auto']),
     )
     .option('--pyramid', 'also build the downscaled pyramid levels')
     .option('--max-pixels <n>', 'refuse images with more pixels (decompression-bomb guard)', int)
@@ -50,7 +58,7 @@ export function importCommand(io: CliIo): Command {
       const options = {
         tileSize,
         zstdLevel,
-        predictor: Number(opts.predictor) as 1 | 2,
+        predictor: opts.predictor === undefined || opts.predictor === 'auto' ? opts.predictor : (Number(opts.predictor) as 1 | 2),
         pyramid: opts.pyramid === true,
         maxPixels,
         workers,
@@ -133,6 +141,8 @@ async function importIntoDataset(io: CliIo, sources: readonly string[], opts: Da
   const chosen = [
     `tile size ${settings.tileSize}${settings.defaulted.includes('tileSize') ? ' (dataset default; --tile-size to change)' : ''}`,
     `delta tiles ${settings.deltas ? 'on' : 'off'}${settings.defaulted.includes('deltas') ? ' (dataset default; --no-deltas to turn off)' : ''}`,
+    `zstd level ${settings.codec.level}${settings.defaulted.includes('zstdLevel') ? ` (dataset default: ${AUTO_CODEC.compressibleLevel} for screen-like images, else ${AUTO_CODEC.level}; --zstd-level to fix)` : ''}`,
+    `predictor ${settings.codec.predictor}${settings.defaulted.includes('predictor') ? ' (dataset default: 1 or 2, whichever compresses the image better; --predictor to fix)' : ''}`,
   ]
   io.stderr.write(`dataset ${dataset}: ${chosen.join(', ')}\n`)
   if (result.head !== undefined) io.stdout.write(`${result.head}\n`)
@@ -141,6 +151,11 @@ async function importIntoDataset(io: CliIo, sources: readonly string[], opts: Da
     const message = `${result.failed} of ${result.total} files could not be imported (listed above); the others are in dataset ${dataset}`
     throw new TesseraError(first.error.code ?? 'ERR_INTEGRITY', message)
   }
+}
+
+/** `auto`, or an integer (commander's parser). */
+function intOrAuto(value: string): number | 'auto' {
+  return value === 'auto' ? value : int(value)
 }
 
 /** A status line on standard error, rewritten in place, when it is a terminal. */

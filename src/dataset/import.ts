@@ -18,7 +18,7 @@ import { pyramidSizes } from '../format/grid.js'
 import { decodeManifest } from '../format/manifest.js'
 import type { DeltaTicket } from '../import/delta.js'
 import type { ImportOptions } from '../import/importer.js'
-import { datasetImportParameters } from '../import/options.js'
+import { type CodecSetting, datasetImportParameters } from '../import/options.js'
 import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
 import { commitVersion, datasetHead, type VersionRef, withDatasetLock } from './dataset.js'
 import type { DatasetEntry } from './interface.js'
@@ -98,7 +98,12 @@ export interface DatasetImportResult extends DatasetImportProgress {
   readonly newBytes: number
   readonly failures: readonly ImportFailure[]
   /** The settings the files were imported with, and which of them were DATASET_DEFAULTS rather than asked for. */
-  readonly settings: { readonly tileSize: number; readonly deltas: boolean; readonly defaulted: readonly string[] }
+  readonly settings: {
+    readonly tileSize: number
+    readonly deltas: boolean
+    readonly codec: CodecSetting
+    readonly defaulted: readonly string[]
+  }
 }
 
 interface SourceFile {
@@ -151,7 +156,7 @@ export async function importDataset(
   // Parameters every file shares are checked once, before any file is read.
   const parameters = datasetImportParameters(options)
   const { jobs, checkpointFiles, checkpointSeconds, workers, deltas, defaulted } = parameters
-  const settings = { tileSize: parameters.tileSize, deltas, defaulted }
+  const settings = { tileSize: parameters.tileSize, deltas, codec: parameters.codec, defaulted }
   const failures: ImportFailure[] = []
   const fail = (failure: ImportFailure) => {
     failures.push(failure)
@@ -206,10 +211,11 @@ export async function importDataset(
           const manifest = decodeManifest(await store.get(image, options))
           const { tileSize, codec, pyramid } = parameters
           const levels = pyramid ? pyramidSizes(manifest.width, manifest.height, tileSize).length : 1
+          // `auto` takes whatever the content chose.
           same =
             manifest.tileSize === tileSize &&
-            manifest.codec.level === codec.level &&
-            manifest.codec.predictor === codec.predictor &&
+            (codec.level === 'auto' || manifest.codec.level === codec.level) &&
+            (codec.predictor === 'auto' || manifest.codec.predictor === codec.predictor) &&
             manifest.levels.length === levels
         } catch {
           // Not in this store yet (an image of this import, not yet committed), or damaged.
@@ -271,8 +277,8 @@ export async function importDataset(
         } else {
           const result = await importer.importImage(session, file.path, {
             tileSize: parameters.tileSize,
-            ...(options.zstdLevel === undefined ? {} : { zstdLevel: options.zstdLevel }),
-            ...(options.predictor === undefined ? {} : { predictor: options.predictor }),
+            zstdLevel: parameters.codec.level,
+            predictor: parameters.codec.predictor,
             ...(options.maxPixels === undefined ? {} : { maxPixels: options.maxPixels }),
             ...(options.tmpDir === undefined ? {} : { tmpDir: options.tmpDir }),
             pyramid: options.pyramid === true,

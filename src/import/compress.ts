@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { TileCodec } from '../format/interface.js'
-import { isReferenceContent, TileCoder, tileBytes } from '../format/tile-codec.js'
+import { isReferenceContent, TileCoder, type TileShape, tileBytes } from '../format/tile-codec.js'
 
 /** A band of up to `tileSize` rows of a level, to be cut into tiles `firstColumn..`. */
 export interface CompressJob {
@@ -43,7 +43,7 @@ export interface DeltaSlot {
 export interface DeltaReference {
   readonly content?: Uint8Array
   readonly payload?: Uint8Array
-  /** Bytes of its payload: the size a plain tile like it takes. */
+  /** Its size as a plain tile at the job's probe level (compressBand): what a changed tile like it costs. */
   readonly length: number
 }
 
@@ -75,19 +75,35 @@ export interface CompressResult {
   /** With a delta job: each tile's TileKind, and for kinds `ref` and `delta` the index of its reference in its slot's `refs`. */
   readonly kinds?: number[]
   readonly refs?: number[]
+  /** With a delta job: for kind `plain`, the tile's size at the probe level (its DeltaReference.length later); else 0. */
+  readonly estimates?: number[]
 }
 
+/**
+ * A delta job compares its candidates at this level at most: at level 17 (codec-choice.ts)
+ * each comparison would cost 5x the time, and they rank alike. Only the chosen payload is
+ * compressed at the codec's level.
+ */
+export const PROBE_LEVEL = 3
+
 const coders = new Map<string, TileCoder>()
+
+/** This thread's coder of a shape and codec. */
+function coderOf(shape: TileShape, codec: TileCodec): TileCoder {
+  const key = `${shape.tileSize}/${shape.channels}/${shape.bitsPerSample}/${codec.level}/${codec.predictor}`
+  let coder = coders.get(key)
+  if (coder === undefined) {
+    coder = new TileCoder(shape, codec)
+    coders.set(key, coder)
+  }
+  return coder
+}
 
 /** Cuts columns `firstColumn .. firstColumn+columns-1` of the band into zero-padded tiles and compresses them. */
 export function compressBand(job: CompressJob): CompressResult {
   const { tileSize, channels, bitsPerSample, codec } = job
-  const key = `${tileSize}/${channels}/${bitsPerSample}/${codec.level}/${codec.predictor}`
-  let coder = coders.get(key)
-  if (coder === undefined) {
-    coder = new TileCoder({ tileSize, channels, bitsPerSample }, codec)
-    coders.set(key, coder)
-  }
+  const coder = coderOf({ tileSize, channels, bitsPerSample }, codec)
+  const probe = job.delta === undefined || codec.level <= PROBE_LEVEL ? coder : coderOf(coder.shape, { ...codec, level: PROBE_LEVEL })
   const pixelBytes = channels * (bitsPerSample / 8)
   const rowBytes = job.width * pixelBytes
   const tileRowBytes = tileSize * pixelBytes
@@ -96,6 +112,7 @@ export function compressBand(job: CompressJob): CompressResult {
   const digests: Uint8Array[] = []
   const kinds: number[] = []
   const refs: number[] = []
+  const estimates: number[] = []
   for (let column = job.firstColumn; column < job.firstColumn + job.columns; column++) {
     const x0 = column * tileSize * pixelBytes
     const copyBytes = Math.min(tileRowBytes, rowBytes - x0)
@@ -106,15 +123,16 @@ export function compressBand(job: CompressJob): CompressResult {
       tile.set(job.band.subarray(from, from + copyBytes), y * tileRowBytes)
     }
     const slot = job.delta?.slots[column - job.firstColumn]
-    const [kind, payload, ref] =
-      slot === undefined ? [TileKind.plain, coder.encode(tile), -1] : deltaTile(coder, tile, slot, job.delta!.maxRatio)
+    const [kind, payload, ref, estimate] =
+      slot === undefined ? [TileKind.plain, coder.encode(tile), -1, 0] : deltaTile(coder, probe, tile, slot, job.delta!.maxRatio)
     kinds.push(kind)
     refs.push(ref)
+    estimates.push(estimate)
     payloads.push(payload)
     // A copy: digest() may return a slice of Node's shared Buffer pool, which cannot be transferred.
     digests.push(payload.length === 0 ? payload : new Uint8Array(createHash('sha256').update(payload).digest()))
   }
-  return job.delta === undefined ? { payloads, digests } : { payloads, digests, kinds, refs }
+  return job.delta === undefined ? { payloads, digests } : { payloads, digests, kinds, refs, estimates }
 }
 
 const NONE = new Uint8Array(0)
@@ -127,38 +145,49 @@ const NONE = new Uint8Array(0)
  * tried first: when it is under `maxRatio` of that reference's plain size the plain payload
  * is not computed (a changed tile is usually about as large as the tile it replaced). Else
  * the earlier references are tried too (a window switched back to), and the smallest delta
- * is kept if it is under `maxRatio` of the tile's own plain payload.
+ * is kept if it is under `maxRatio` of the tile's own plain payload. Sizes are compared as
+ * `probe` compresses; the payload stored is `coder`'s. Returns the kind, the payload, the
+ * reference's index in the slot's refs (or -1) and, for a new plain tile, its probe size.
  */
-function deltaTile(coder: TileCoder, pixels: Uint8Array, slot: DeltaSlot, maxRatio: number): [number, Uint8Array, number] {
+function deltaTile(
+  coder: TileCoder,
+  probe: TileCoder,
+  pixels: Uint8Array,
+  slot: DeltaSlot,
+  maxRatio: number,
+): [number, Uint8Array, number, number] {
   const content = coder.content(pixels)
-  if (slot.hasLast && equalBytes(content, slot.last)) return [TileKind.last, NONE, -1]
+  if (slot.hasLast && equalBytes(content, slot.last)) return [TileKind.last, NONE, -1, 0]
   slot.last.set(content)
   const own = slot.refs[0]?.content
-  if (own !== undefined && equalBytes(content, own)) return [TileKind.ref, NONE, 0]
+  if (own !== undefined && equalBytes(content, own)) return [TileKind.ref, NONE, 0, 0]
+  const final = (payload: Uint8Array, dictionary: Uint8Array): Uint8Array =>
+    probe === coder ? payload : coder.encodeDelta(content, dictionary)
   let best: Uint8Array | undefined
   let bestRef = -1
   for (const [i, ref] of slot.refs.entries()) {
     const dictionary = ref.content ?? coder.decompress(ref.payload!, earlierScratch(content.length))
     if (i > 0 && equalBytes(content, dictionary)) {
       slot.ref.set(dictionary)
-      return [TileKind.ref, NONE, i]
+      return [TileKind.ref, NONE, i, 0]
     }
-    const delta = coder.encodeDelta(content, dictionary)
-    if (i === 0 && delta.length <= ref.length * maxRatio) return [TileKind.delta, delta, 0]
+    const delta = probe.encodeDelta(content, dictionary)
+    if (i === 0 && delta.length <= ref.length * maxRatio) return [TileKind.delta, final(delta, dictionary), 0, 0]
     if (best === undefined || delta.length < best.length) {
       best = delta
       bestRef = i
     }
   }
-  const plain = coder.encodeContent(content)
+  const plain = probe.encodeContent(content)
   if (best !== undefined && best.length <= plain.length * maxRatio) {
     // An earlier reference did better than the position's own: it is the position's again.
     if (bestRef > 0) slot.ref.set(coder.decompress(slot.refs[bestRef]!.payload!, earlierScratch(content.length)))
-    return [TileKind.delta, best, bestRef]
+    return [TileKind.delta, final(best, slot.ref), bestRef, 0]
   }
-  if (!isReferenceContent(content)) return [TileKind.plainOnly, plain, -1]
+  const stored = probe === coder ? plain : coder.encodeContent(content)
+  if (!isReferenceContent(content)) return [TileKind.plainOnly, stored, -1, 0]
   slot.ref.set(content)
-  return [TileKind.plain, plain, -1]
+  return [TileKind.plain, stored, -1, plain.length]
 }
 
 const earlier = new Map<number, Uint8Array>()

@@ -26,6 +26,8 @@ export interface StoredTileRef {
 export interface ReferenceTile {
   readonly cid: CID
   readonly payload: Uint8Array
+  /** Its size at the probe level (compress.ts, PROBE_LEVEL): what the deltas against it are weighed against. */
+  readonly estimate: number
   /** The payload in shared memory, for the workers (made when the tile becomes an earlier reference). */
   shared?: Uint8Array
 }
@@ -116,8 +118,8 @@ export function slotOf(state: PositionState): [DeltaSlot, ReferenceTile[]] {
   const tile = state.refTile
   if (tile === undefined) return [{ last: state.last, hasLast: state.lastTile !== undefined, ref: state.ref, refs: [] }, []]
   const refs = [
-    { content: state.ref, length: tile.payload.length },
-    ...state.history.map((old) => ({ payload: old.shared!, length: old.payload.length })),
+    { content: state.ref, length: tile.estimate },
+    ...state.history.map((old) => ({ payload: old.shared!, length: old.estimate })),
   ]
   return [{ last: state.last, hasLast: state.lastTile !== undefined, ref: state.ref, refs }, [tile, ...state.history]]
 }

@@ -25,20 +25,21 @@ import { halveBand } from '../format/pyramid.js'
 import { maxPayloadBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
 import type { WorkerPool } from '../threads.js'
+import { chooseCodec } from './codec-choice.js'
 import { type CompressJob, type CompressResult, type DeltaSlot, TileKind } from './compress.js'
 import { type DecodedHeader, displayPath, openDecoder } from './decoders/index.js'
 import { type DeltaTicket, makeReference, type PositionState, type ReferenceTile, type StoredTileRef, slotOf } from './delta.js'
-import { importParameters } from './options.js'
+import { type Auto, type CodecSetting, importParameters } from './options.js'
 import { compressPool } from './pool.js'
 
 /** Options of one import. */
 export interface ImportOptions extends AbortOptions {
   /** Tile edge in pixels, a multiple of 16 (default 256). */
   readonly tileSize?: number
-  /** zstd level (default 3). */
-  readonly zstdLevel?: number
-  /** TIFF predictor, 1 none or 2 horizontal (default 2). */
-  readonly predictor?: 1 | 2
+  /** zstd level (default 3); `auto`: chosen from the image's first tile row (codec-choice.ts). */
+  readonly zstdLevel?: number | Auto
+  /** TIFF predictor, 1 none or 2 horizontal (default 2); `auto` as for zstdLevel. */
+  readonly predictor?: 1 | 2 | Auto
   /** Build the pyramid down to one tile (default false). */
   readonly pyramid?: boolean
   /** Largest accepted pixel count (default DEFAULT_MAX_PIXELS; DEFAULT_UPLOAD_MAX_PIXELS for untrusted input). */
@@ -119,6 +120,8 @@ export async function importImage(store: BlockStore, path: string | Uint8Array, 
     const shared = options.pool
     if (shared === undefined) pool = compressPool(options.workers)
     writer = await store.begin(options)
+    // One codec for every level, chosen when level 0's first tile row is complete (when `auto`).
+    const codecChoice: CodecChoice = { setting: codec }
     const builders = sizes.map(
       ([w, h], level) =>
         new LevelBuilder({
@@ -130,7 +133,7 @@ export async function importImage(store: BlockStore, path: string | Uint8Array, 
           height: h,
           tileSize,
           format: decoder.format,
-          codec,
+          codec: codecChoice,
           signal: options.signal,
         }),
     )
@@ -161,7 +164,7 @@ export async function importImage(store: BlockStore, path: string | Uint8Array, 
       channels: decoder.format.channels,
       bitsPerSample: decoder.format.bitsPerSample,
       tileSize,
-      codec,
+      codec: codecChoice.chosen!,
       levels,
       metadata: metadata satisfies ImageMetadata,
     }
@@ -258,8 +261,14 @@ interface LevelBuilderInit {
   readonly height: number
   readonly tileSize: number
   readonly format: PixelFormat
-  readonly codec: TileCodec
+  readonly codec: CodecChoice
   readonly signal?: AbortSignal | undefined
+}
+
+/** An import's codec: as asked, and as chosen from the first tile row (codec-choice.ts). */
+interface CodecChoice {
+  readonly setting: CodecSetting
+  chosen?: TileCodec
 }
 
 /** One compressed tile row: its blocks to write, in order, and its index block. */
@@ -347,6 +356,8 @@ class LevelBuilder {
   // follows the image.
   async #emit(y: number, rows: number): Promise<Band> {
     const data = this.#buffer.subarray(0, rows * this.#rowBytes)
+    const { tileSize, format } = this.#init
+    this.#init.codec.chosen ??= chooseCodec(this.#init.codec.setting, { band: data, width: this.width, rows, tileSize, ...format })
     const { tiles, payloads, index } =
       this.#init.delta === undefined ? await this.#compress(data, rows) : await this.#compressDelta(data, rows, y)
     const { writer, signal } = this.#init
@@ -371,7 +382,8 @@ class LevelBuilder {
    * (DeltaTicket): the positions' state is read and updated by this row's jobs alone.
    */
   async #compressDelta(band: Uint8Array, rows: number, y: number): Promise<CompressedRow> {
-    const { delta, tileSize, format, codec, level } = this.#init
+    const { delta, tileSize, format, level } = this.#init
+    const codec = this.#init.codec.chosen!
     const shape = { tileSize, channels: format.channels, bitsPerSample: format.bitsPerSample }
     const { width, height } = this.#init
     const keyOf = (row: number) =>
@@ -397,7 +409,7 @@ class LevelBuilder {
         for (const [i, kind] of result.kinds!.entries()) {
           const state = states[column]!
           const choices = slots[column++]![1]
-          const entry = this.#entry(kind, state, choices, result.refs![i]!, result.payloads[i]!, result.digests[i]!)
+          const entry = this.#entry(kind, state, choices, result.refs![i]!, result, i)
           state.lastTile = entry
           entries.push(entry)
           // Every block the row names is written in this import, as identical tiles are:
@@ -426,7 +438,7 @@ class LevelBuilder {
   }
 
   /**
-   * How a tile of kind `kind` is stored (against `choices[choice]`, for kinds ref and delta),
+   * How tile `i` of `result`, of kind `kind`, is stored (against `choices[choice]`, for kinds ref and delta),
    * updating the position's reference as the job did (compress.ts, deltaTile).
    */
   #entry(
@@ -434,22 +446,24 @@ class LevelBuilder {
     state: PositionState,
     choices: readonly ReferenceTile[],
     choice: number,
-    payload: Uint8Array,
-    digest: Uint8Array,
+    result: CompressResult,
+    i: number,
   ): StoredTileRef {
     if (kind === TileKind.last) return state.lastTile!
     const ref = choices[choice]
     if (choice > 0) makeReference(state, ref!)
     if (kind === TileKind.ref) return { cid: ref!.cid, payload: ref!.payload, ref: null }
-    const cid = CID.createV1(RAW, Digest.create(SHA2_256, digest))
+    const payload = result.payloads[i]!
+    const cid = CID.createV1(RAW, Digest.create(SHA2_256, result.digests[i]!))
     if (kind === TileKind.delta) return { cid, payload, ref: ref! }
-    if (kind === TileKind.plain) makeReference(state, { cid, payload })
+    if (kind === TileKind.plain) makeReference(state, { cid, payload, estimate: result.estimates![i]! })
     return { cid, payload, ref: null }
   }
 
   /** Runs the row's compression jobs on the pool, the columns split evenly between its threads. */
   async #run(band: Uint8Array, rows: number, slots?: readonly DeltaSlot[]): Promise<CompressResult[]> {
-    const { pool, tileSize, format, codec } = this.#init
+    const { pool, tileSize, format } = this.#init
+    const codec = this.#init.codec.chosen!
     const maxRatio = this.#init.delta?.context.maxRatio ?? 1
     const columns = this.#columns
     const per = Math.ceil(columns / Math.max(1, Math.min(pool.size, columns)))

@@ -41,13 +41,41 @@ export const DATASET_IMPORT_OPTIONS = {
 export const DATASET_DEFAULTS = {
   tileSize: 256,
   deltas: true,
+  // Chosen per image from its first tile row (codec-choice.ts): screens and drawings (predictor
+  // 1, level 17) compress 2x better that way, photographs (predictor 2, level 3) do not.
+  zstdLevel: 'auto',
+  predictor: 'auto',
 } as const
+
+/** What `auto` chooses between, and how (import/codec-choice.ts). */
+export const AUTO_CODEC = {
+  /** Tiles of the first tile row compressed per predictor, spread evenly across it. */
+  sampleTiles: 8,
+  /** The level of the probe. */
+  probeLevel: 1,
+  /** At most this fraction of the raw tile bytes after the probe: the content is compressible. */
+  compressibleRatio: 1 / 8,
+  /** The level of compressible content. */
+  compressibleLevel: 9,
+  /** The level of other content. */
+  level: 3,
+} as const
+
+/** A zstd level or predictor, or `auto`: chosen per image from its content (import/codec-choice.ts). */
+export type Auto = 'auto'
+
+/** The codec parameters of an import: each fixed, or chosen per image. */
+export interface CodecSetting {
+  readonly name: 'zstd'
+  readonly level: number | Auto
+  readonly predictor: 1 | 2 | Auto
+}
 
 /** The options importParameters reads (undefined: the default). */
 export interface ImportParameterOptions {
   readonly tileSize?: number | undefined
-  readonly zstdLevel?: number | undefined
-  readonly predictor?: 1 | 2 | undefined
+  readonly zstdLevel?: number | Auto | undefined
+  readonly predictor?: 1 | 2 | Auto | undefined
   readonly pyramid?: boolean | undefined
   readonly maxPixels?: number | undefined
   readonly maxTempBytes?: number | undefined
@@ -60,9 +88,11 @@ export function importParameters(options: ImportParameterOptions) {
   const tileSize = options.tileSize ?? IMPORT_OPTIONS.tileSize.default
   assertTileSize(tileSize)
   const level = options.zstdLevel ?? IMPORT_OPTIONS.zstdLevel.default
-  if (!inRange(level, IMPORT_OPTIONS.zstdLevel)) throw new InvalidArgumentError(`Expected a zstd level from 1 to 22 but received ${level}`)
+  if (level !== 'auto' && !inRange(level, IMPORT_OPTIONS.zstdLevel))
+    throw new InvalidArgumentError(`Expected a zstd level from 1 to 22 or auto but received ${String(level)}`)
   const predictor = options.predictor ?? IMPORT_OPTIONS.predictor.default
-  if (predictor !== 1 && predictor !== 2) throw new InvalidArgumentError(`Expected predictor 1 or 2 but received ${String(predictor)}`)
+  if (predictor !== 1 && predictor !== 2 && predictor !== 'auto')
+    throw new InvalidArgumentError(`Expected predictor 1, 2 or auto but received ${String(predictor)}`)
   const { workers } = options
   if (workers !== undefined && !inRange(workers, IMPORT_OPTIONS.workers))
     throw new InvalidArgumentError(`Expected 0 to 64 workers but received ${workers}`)
@@ -76,9 +106,10 @@ export function importParameters(options: ImportParameterOptions) {
     if (value !== undefined && !isByteLimit(value))
       throw new InvalidArgumentError(`Expected positive integer for ${name} but received ${String(value)} of type ${typeof value}`)
   }
+  const codec: CodecSetting = { name: 'zstd', level, predictor }
   return {
     tileSize,
-    codec: { name: 'zstd' as const, level, predictor },
+    codec,
     pyramid: options.pyramid === true,
     maxPixels,
     maxTempBytes,
@@ -114,11 +145,11 @@ export function datasetImportParameters(options: DatasetImportParameterOptions) 
   const workers = options.workers ?? DATASET_IMPORT_OPTIONS.workers.default
   const tileSize = options.tileSize ?? DATASET_DEFAULTS.tileSize
   const deltas = options.deltas ?? DATASET_DEFAULTS.deltas
+  const zstdLevel = options.zstdLevel ?? DATASET_DEFAULTS.zstdLevel
+  const predictor = options.predictor ?? DATASET_DEFAULTS.predictor
   // What the import chose for the caller, to say so (`tessera import --dataset` prints it).
-  const defaulted: Array<keyof typeof DATASET_DEFAULTS> = []
-  if (options.tileSize === undefined) defaulted.push('tileSize')
-  if (options.deltas === undefined) defaulted.push('deltas')
-  return { ...importParameters({ ...options, tileSize, workers }), ...own, workers, deltas, defaulted }
+  const defaulted = (Object.keys(DATASET_DEFAULTS) as Array<keyof typeof DATASET_DEFAULTS>).filter((name) => options[name] === undefined)
+  return { ...importParameters({ ...options, tileSize, zstdLevel, predictor, workers }), ...own, workers, deltas, defaulted }
 }
 
 function inRange(value: number, rule: Rule): boolean {

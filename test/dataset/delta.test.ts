@@ -66,7 +66,12 @@ describe('dataset import with delta tiles', () => {
     const store = await openStore(join(dir, 'defaults'))
     try {
       const result = await importDataset(store, 'shots', [src])
-      expect(result.settings).toEqual({ tileSize: DATASET_DEFAULTS.tileSize, deltas: true, defaulted: ['tileSize', 'deltas'] })
+      expect(result.settings).toEqual({
+        tileSize: DATASET_DEFAULTS.tileSize,
+        deltas: true,
+        codec: { name: 'zstd', level: 'auto', predictor: 'auto' },
+        defaulted: ['tileSize', 'deltas', 'zstdLevel', 'predictor'],
+      })
       const images = await entries(store, 'shots')
       const manifest = (await openImage(store, images.get(name(FRAMES - 1))!)).manifest
       expect(manifest.tileSize).toBe(DATASET_DEFAULTS.tileSize)
@@ -92,7 +97,12 @@ describe('dataset import with delta tiles', () => {
     const store = await openStore(join(dir, 'no-deltas'))
     try {
       const result = await importDataset(store, 'shots', [src], { tileSize: 32, deltas: false })
-      expect(result.settings).toEqual({ tileSize: 32, deltas: false, defaulted: [] })
+      expect(result.settings).toEqual({
+        tileSize: 32,
+        deltas: false,
+        codec: { name: 'zstd', level: 'auto', predictor: 'auto' },
+        defaulted: ['zstdLevel', 'predictor'],
+      })
       for (const cid of (await entries(store, 'shots')).values()) expect((await openImage(store, cid)).manifest.tessera).toBe(1)
     } finally {
       await store.close()

@@ -76,14 +76,22 @@ async function indexes(store: BlockStore, cid: CID) {
   return rows
 }
 
+// Above compress.ts's PROBE_LEVEL, deltas are chosen at one level and written at another.
 const FORMATS = [
-  { channels: 1, bits: 8 as const, width: 70, height: 45 },
-  { channels: 3, bits: 8 as const, width: 100, height: 67 },
-  { channels: 4, bits: 16 as const, width: 49, height: 80 },
-  { channels: 2, bits: 8 as const, width: 64, height: 64 },
+  { channels: 1, bits: 8 as const, width: 70, height: 45, level: 3 },
+  { channels: 3, bits: 8 as const, width: 100, height: 67, level: 3 },
+  { channels: 3, bits: 8 as const, width: 100, height: 67, level: 9 },
+  { channels: 4, bits: 16 as const, width: 49, height: 80, level: 3 },
+  { channels: 2, bits: 8 as const, width: 64, height: 64, level: 3 },
 ]
 
-describe.each(FORMATS)('$channels x $bits-bit frames, $width x $height', ({ channels, bits, width, height }) => {
+describe.each(FORMATS)('$channels x $bits-bit frames, $width x $height, zstd level $level', ({
+  channels,
+  bits,
+  width,
+  height,
+  level: zstdLevel,
+}) => {
   const tileSize = 32
   const FRAMES = 4
   const base = makeImage(width, height, channels, bits, channels)
@@ -94,15 +102,15 @@ describe.each(FORMATS)('$channels x $bits-bit frames, $width x $height', ({ chan
   beforeAll(async () => {
     const context = new DeltaContext()
     for (const [k, frame] of frames.entries()) {
-      const path = join(dir, `frame-${channels}-${bits}-${k}.pam`)
+      const path = join(dir, `frame-${channels}-${bits}-${zstdLevel}-${k}.pam`)
       await writePam(path, frame)
       const ticket = context.ticket()
       try {
-        cids.push((await importImage(store, path, { tileSize, pyramid: true, workers: k % 2, delta: ticket })).cid)
+        cids.push((await importImage(store, path, { tileSize, zstdLevel, pyramid: true, workers: k % 2, delta: ticket })).cid)
       } finally {
         ticket.end()
       }
-      plainCids.push((await importImage(store, path, { tileSize, pyramid: true, workers: 0 })).cid)
+      plainCids.push((await importImage(store, path, { tileSize, zstdLevel, pyramid: true, workers: 0 })).cid)
     }
   })
 

@@ -46,6 +46,11 @@ describe('importParameters', () => {
     })
   })
 
+  it('takes auto for the level and the predictor (chosen per image, import/codec-choice.ts)', () => {
+    expect(importParameters({ zstdLevel: 'auto', predictor: 'auto' }).codec).toEqual({ name: 'zstd', level: 'auto', predictor: 'auto' })
+    expect(() => importParameters({ zstdLevel: 'fast' as 'auto' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+  })
+
   const rejected: Array<[string, DatasetImportParameterOptions]> = [
     ['a tile size not a multiple of 16', { tileSize: 100 }],
     ['a tile size below 16', { tileSize: 0 }],
@@ -72,13 +77,19 @@ describe('datasetImportParameters', () => {
     expect(datasetImportParameters({})).toMatchObject({
       tileSize: DATASET_DEFAULTS.tileSize,
       deltas: true,
-      defaulted: ['tileSize', 'deltas'],
+      codec: { name: 'zstd', level: 'auto', predictor: 'auto' },
+      defaulted: ['tileSize', 'deltas', 'zstdLevel', 'predictor'],
       jobs: 2,
       workers: undefined,
       checkpointFiles: 500,
       checkpointSeconds: 30,
     })
-    expect(datasetImportParameters({ tileSize: 256, deltas: false })).toMatchObject({ tileSize: 256, deltas: false, defaulted: [] })
+    expect(datasetImportParameters({ tileSize: 256, deltas: false, zstdLevel: 3, predictor: 2 })).toMatchObject({
+      tileSize: 256,
+      deltas: false,
+      codec: { name: 'zstd', level: 3, predictor: 2 },
+      defaulted: [],
+    })
     expect(DATASET_IMPORT_OPTIONS.workers.default).toBe(undefined)
   })
 
