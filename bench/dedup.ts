@@ -166,15 +166,15 @@ const imports: Record<string, { dir: string; bytes: number; fps: number; peakRss
 for (const deltas of ['on', 'off'] as const) {
   const dir = join(data, `dedup-store-deltas-${deltas}`)
   rmSync(dir, { recursive: true, force: true })
-  // The import as a user runs it: the CLI (bundled), timed by time(1) for its wall time and
-  // peak RSS (the process's, its compression threads included).
+  // The import as a user runs it: the CLI (bundled, through the package's bin/tessera and its
+  // malloc settings), timed by time(1) for its wall time and peak RSS (the process's, its
+  // compression threads included).
   const child = spawnSync(
     '/usr/bin/time',
     [
       '-f',
       'TIME %e %M',
-      process.execPath,
-      'bin/tessera.js',
+      'bin/tessera',
       'import',
       source,
       '--dataset',

@@ -105,6 +105,13 @@ async function cli(): Promise<string> {
   return entry
 }
 
+/** The variables bin/tessera sets when they are not set (its `: "${NAME:=VALUE}"` lines). */
+function wrapperEnv(): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const [, name, value] of readFileSync('bin/tessera', 'utf8').matchAll(/^: "\$\{(\w+):=([^}]*)\}"$/gm)) env[name!] = value!
+  return env
+}
+
 /** A PPM of `width` x `height` smooth gradients and noise, deterministic for `seed`. */
 function syntheticPpm(width: number, height: number, seed: number): Buffer {
   const next = random(seed)
@@ -326,7 +333,9 @@ async function main() {
   const tessera = await cli()
   const { store, cid, cleanup } = await prepareStore(tessera)
   const port = await freePort()
-  const env = { ...process.env }
+  // The server as `tessera serve` runs: with the malloc settings bin/tessera (the package's
+  // bin) gives it, unless the environment or --server-env says otherwise.
+  const env = { ...wrapperEnv(), ...process.env }
   for (const pair of values['server-env']!) {
     const at = pair.indexOf('=')
     env[pair.slice(0, at)] = pair.slice(at + 1)

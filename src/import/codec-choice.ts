@@ -12,18 +12,11 @@
  */
 import type { TileCodec } from '../format/interface.js'
 import { tileBytes } from '../format/tile-codec.js'
-import { compressBand } from './compress.js'
+import { coderOf, cutTile, type TileRowBand } from './compress.js'
 import { AUTO_CODEC, type CodecSetting } from './options.js'
 
 /** The first tile row of an image: `rows` rows of `width` pixels (fewer than a tile only when the image is). */
-export interface FirstTileRow {
-  readonly band: Uint8Array
-  readonly width: number
-  readonly rows: number
-  readonly tileSize: number
-  readonly channels: number
-  readonly bitsPerSample: 8 | 16
-}
+export type FirstTileRow = TileRowBand
 
 /** `setting` with its `auto` parts chosen from the image's first tile row. */
 export function chooseCodec(setting: CodecSetting, row: FirstTileRow): TileCodec {
@@ -32,13 +25,14 @@ export function chooseCodec(setting: CodecSetting, row: FirstTileRow): TileCodec
   const columns = Math.ceil(row.width / row.tileSize)
   const samples = Math.min(columns, AUTO_CODEC.sampleTiles)
   const sampled = Array.from({ length: samples }, (_, i) => Math.floor((i * columns) / samples))
+  const tiles = sampled.map((column) => {
+    const tile = new Uint8Array(tileBytes(row))
+    cutTile(row, column, tile)
+    return tile
+  })
   const probe = (candidate: 1 | 2): number => {
-    const codec = { name: 'zstd', level: AUTO_CODEC.probeLevel, predictor: candidate } as const
-    let bytes = 0
-    for (const firstColumn of sampled) {
-      bytes += compressBand({ ...row, codec, firstColumn, columns: 1 }).payloads[0]!.length
-    }
-    return bytes
+    const coder = coderOf(row, { name: 'zstd', level: AUTO_CODEC.probeLevel, predictor: candidate })
+    return tiles.reduce((bytes, tile) => bytes + coder.encode(tile).length, 0)
   }
   const candidates = predictor === 'auto' ? ([2, 1] as const) : [predictor]
   let chosen = candidates[0]

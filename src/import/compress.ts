@@ -88,8 +88,8 @@ export const PROBE_LEVEL = 3
 
 const coders = new Map<string, TileCoder>()
 
-/** This thread's coder of a shape and codec. */
-function coderOf(shape: TileShape, codec: TileCodec): TileCoder {
+/** This thread's coder of a shape and codec (kept for the next jobs). */
+export function coderOf(shape: TileShape, codec: TileCodec): TileCoder {
   const key = `${shape.tileSize}/${shape.channels}/${shape.bitsPerSample}/${codec.level}/${codec.predictor}`
   let coder = coders.get(key)
   if (coder === undefined) {
@@ -104,9 +104,6 @@ export function compressBand(job: CompressJob): CompressResult {
   const { tileSize, channels, bitsPerSample, codec } = job
   const coder = coderOf({ tileSize, channels, bitsPerSample }, codec)
   const probe = job.delta === undefined || codec.level <= PROBE_LEVEL ? coder : coderOf(coder.shape, { ...codec, level: PROBE_LEVEL })
-  const pixelBytes = channels * (bitsPerSample / 8)
-  const rowBytes = job.width * pixelBytes
-  const tileRowBytes = tileSize * pixelBytes
   const tile = new Uint8Array(tileBytes(coder.shape))
   const payloads: Uint8Array[] = []
   const digests: Uint8Array[] = []
@@ -114,14 +111,7 @@ export function compressBand(job: CompressJob): CompressResult {
   const refs: number[] = []
   const estimates: number[] = []
   for (let column = job.firstColumn; column < job.firstColumn + job.columns; column++) {
-    const x0 = column * tileSize * pixelBytes
-    const copyBytes = Math.min(tileRowBytes, rowBytes - x0)
-    // Padding (right of the image, below it) is zero: spec/format.md, Tiles.
-    if (copyBytes < tileRowBytes || job.rows < tileSize) tile.fill(0)
-    for (let y = 0; y < job.rows; y++) {
-      const from = y * rowBytes + x0
-      tile.set(job.band.subarray(from, from + copyBytes), y * tileRowBytes)
-    }
+    cutTile(job, column, tile)
     const slot = job.delta?.slots[column - job.firstColumn]
     const [kind, payload, ref, estimate] =
       slot === undefined ? [TileKind.plain, coder.encode(tile), -1, 0] : deltaTile(coder, probe, tile, slot, job.delta!.maxRatio)
@@ -133,6 +123,32 @@ export function compressBand(job: CompressJob): CompressResult {
     digests.push(payload.length === 0 ? payload : new Uint8Array(createHash('sha256').update(payload).digest()))
   }
   return job.delta === undefined ? { payloads, digests } : { payloads, digests, kinds, refs, estimates }
+}
+
+/** The band's rows as the layout of one tile row. */
+export interface TileRowBand {
+  readonly band: Uint8Array
+  readonly width: number
+  readonly rows: number
+  readonly tileSize: number
+  readonly channels: number
+  readonly bitsPerSample: 8 | 16
+}
+
+/** Copies tile `column` of the band into `tile` (`tileBytes` long), zero-padded. */
+export function cutTile(row: TileRowBand, column: number, tile: Uint8Array): void {
+  const { tileSize } = row
+  const pixelBytes = row.channels * (row.bitsPerSample / 8)
+  const rowBytes = row.width * pixelBytes
+  const tileRowBytes = tileSize * pixelBytes
+  const x0 = column * tileRowBytes
+  const copyBytes = Math.min(tileRowBytes, rowBytes - x0)
+  // Padding (right of the image, below it) is zero: spec/format.md, Tiles.
+  if (copyBytes < tileRowBytes || row.rows < tileSize) tile.fill(0)
+  for (let y = 0; y < row.rows; y++) {
+    const from = y * rowBytes + x0
+    tile.set(row.band.subarray(from, from + copyBytes), y * tileRowBytes)
+  }
 }
 
 const NONE = new Uint8Array(0)

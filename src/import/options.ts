@@ -50,7 +50,7 @@ export const DATASET_DEFAULTS = {
 /** What `auto` chooses between, and how (import/codec-choice.ts). */
 export const AUTO_CODEC = {
   /** Tiles of the first tile row compressed per predictor, spread evenly across it. */
-  sampleTiles: 8,
+  sampleTiles: 4,
   /** The level of the probe. */
   probeLevel: 1,
   /** At most this fraction of the raw tile bytes after the probe: the content is compressible. */

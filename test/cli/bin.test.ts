@@ -1,6 +1,6 @@
-/** The installed `tessera` binary (bin/tessera.js over the build in dist/) as a process. */
+/** The installed `tessera` binary (bin/tessera, a shell wrapper of bin/tessera.js over the build in dist/) as a process. */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, symlinkSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,5 +25,31 @@ it('runs from the build: import, crop to stdout, and a failing command exits non
     expect(bad.stderr.toString()).toMatch(/^tessera: ERR_INVALID_REGION: /)
   } finally {
     await rm(store, { recursive: true, force: true })
+  }
+})
+
+it('bin/tessera (the package bin) runs bin/tessera.js under glibc malloc settings, through a symlink, keeping what is set', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-bin-'))
+  try {
+    // As npm links it: node_modules/.bin/tessera -> the package's bin/tessera.
+    const link = join(dir, 'tessera')
+    symlinkSync(join(root, 'bin/tessera'), link)
+    // A program in place of node that prints what it was given.
+    const fake = join(dir, 'node')
+    writeFileSync(fake, '#!/bin/sh\necho "$MALLOC_ARENA_MAX $MALLOC_MMAP_THRESHOLD_ $*"\nexit 3\n', { mode: 0o755 })
+    const env = { ...process.env, PATH: `${dir}:${process.env.PATH}`, MALLOC_ARENA_MAX: '', MALLOC_MMAP_THRESHOLD_: '' }
+    delete (env as Record<string, string | undefined>).MALLOC_ARENA_MAX
+    delete (env as Record<string, string | undefined>).MALLOC_MMAP_THRESHOLD_
+    const run = spawnSync(link, ['crop', 'a b', '-o', '-'], { env })
+    expect(run.status).toBe(3)
+    expect(run.stdout.toString()).toBe(`2 131072 ${join(root, 'bin/tessera.js')} crop a b -o -\n`)
+    const mine = spawnSync(link, ['ls'], { env: { ...env, MALLOC_ARENA_MAX: '8' } })
+    expect(mine.stdout.toString()).toBe(`8 131072 ${join(root, 'bin/tessera.js')} ls\n`)
+    // And the real thing: a command through the wrapper.
+    const real = spawnSync(join(root, 'bin/tessera'), ['import', join(root, 'testdata/gray8.pgm'), '--store', join(dir, 'store')])
+    expect(real.stderr.toString()).toBe('')
+    expect(real.stdout.toString()).toMatch(/^bafyrei\w+\n$/)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
   }
 })
