@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f dist/cli/main.js ] || npm run build
-tessera() { node bin/tessera.js "$@"; }
+tessera() { bin/tessera "$@"; }
 out=demo-output
 mkdir -p "$out"
 
