@@ -18,6 +18,7 @@
  * (the machine is shared and noisy).
  *
  *   npm run bench:dedup [-- --frames 400] [--seed 7] [--crops 100] [--jobs 2] [--chain] [--data bench/data]
+ *                       [--series DIR]   (PNG frames made elsewhere, e.g. by another generator)
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -43,6 +44,8 @@ const { values } = parseArgs({
     chain: { type: 'boolean', default: false },
     // A frame of the PNG delta chain is a delta when fewer than this fraction of its pixels changed.
     'delta-threshold': { type: 'string', default: '0.25' },
+    // Another series instead of make-screens.ts' (a directory of PNG frames, in name order).
+    series: { type: 'string' },
   },
 })
 
@@ -63,7 +66,7 @@ function diskBytes(dir: string): number {
 const data = resolve(values.data!)
 const frames = Number(values.frames)
 const screens = join(data, 'screens')
-const series = join(screens, 'series')
+const series = values.series === undefined ? join(screens, 'series') : resolve(values.series)
 const CROP = 512
 
 function pngFiles(): string[] {
@@ -72,7 +75,7 @@ function pngFiles(): string[] {
     .sort()
 }
 
-if (!existsSync(series) || pngFiles().length < frames) {
+if (values.series === undefined && (!existsSync(series) || pngFiles().length < frames)) {
   console.log(`Rendering ${frames} screenshots into ${screens} (about 0.3 s a frame)...`)
   await makeScreens(screens, { frames, seed: Number(values.seed) })
 }
@@ -312,7 +315,7 @@ const targets: Array<[string, string, boolean]> = [
 ]
 
 const table = [
-  `${files.length} screenshots ${width}x${height} (make-screens.ts seed ${values.seed}), ${values.jobs} files at once; crops: ${picks.length} random ${CROP}x${CROP} regions of random frames, in process`,
+  `${files.length} screenshots ${width}x${height} (${values.series === undefined ? `make-screens.ts seed ${values.seed}` : series}), ${values.jobs} files at once; crops: ${picks.length} random ${CROP}x${CROP} regions of random frames, in process`,
   '',
   '| storage | bytes | vs PNG | vs zstd --long | import (frames/s) | peak RSS | crop p50 | crop p90 | notes |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
