@@ -359,6 +359,22 @@ describe('uploads', () => {
     expect(JSON.parse(again.body).cid).toBe(result.cid)
   })
 
+  it('chooses the codec from the content with zstdLevel=auto and predictor=auto, as the library does', async () => {
+    const body = await pam()
+    const response = await fx.app.inject({
+      method: 'POST',
+      url: '/images?name=auto.pam&tileSize=32&zstdLevel=auto&predictor=auto',
+      payload: body,
+    })
+    expect(response.statusCode, response.body).toBe(201)
+    const path = join(fx.dir, 'auto.pam')
+    await (await import('node:fs/promises')).writeFile(path, body)
+    const expected = await importImage(fx.store.inner, path, { tileSize: 32, zstdLevel: 'auto', predictor: 'auto', workers: 0 })
+    expect(JSON.parse(response.body).cid).toBe(expected.cid.toString())
+    const bad = await fx.app.inject({ method: 'POST', url: '/images?zstdLevel=fast', payload: body })
+    expect(bad.statusCode).toBe(400)
+  })
+
   it.each([
     ['an empty body', () => Buffer.alloc(0), '', 415, 'ERR_UNSUPPORTED_FORMAT'],
     ['text', () => Buffer.from('hello, world'), '', 415, 'ERR_UNSUPPORTED_FORMAT'],

@@ -201,8 +201,8 @@ export function registerImageRoutes(app: FastifyInstance, ctx: HttpContext): voi
       const options = {
         pyramid: boolParam(query.pyramid, 'pyramid'),
         tileSize: intParam(query.tileSize, 'tileSize', 16, 4096, 256),
-        zstdLevel: intParam(query.zstdLevel, 'zstdLevel', 1, 22, 3),
-        predictor: Number(enumParam(query.predictor, 'predictor', ['1', '2'], '2')) as 1 | 2,
+        zstdLevel: query.zstdLevel === 'auto' ? ('auto' as const) : intParam(query.zstdLevel, 'zstdLevel', 1, 22, 3),
+        predictor: autoOr(enumParam(query.predictor, 'predictor', ['1', '2', 'auto'], '2')),
       }
       const max = ctx.limits.maxUploadBytes
       const declared = request.headers['content-length']
@@ -268,4 +268,9 @@ export function registerImageRoutes(app: FastifyInstance, ctx: HttpContext): voi
       }
     },
   })
+}
+
+/** `auto`, or the predictor number. */
+function autoOr(value: '1' | '2' | 'auto'): 1 | 2 | 'auto' {
+  return value === 'auto' ? value : (Number(value) as 1 | 2)
 }
