@@ -142,7 +142,7 @@ async function importIntoDataset(io: CliIo, sources: readonly string[], opts: Da
     `tile size ${settings.tileSize}${settings.defaulted.includes('tileSize') ? ' (dataset default; --tile-size to change)' : ''}`,
     `delta tiles ${settings.deltas ? 'on' : 'off'}${settings.defaulted.includes('deltas') ? ' (dataset default; --no-deltas to turn off)' : ''}`,
     `zstd level ${settings.codec.level}${settings.defaulted.includes('zstdLevel') ? ` (dataset default: ${AUTO_CODEC.compressibleLevel} for screen-like images, else ${AUTO_CODEC.level}; --zstd-level to fix)` : ''}`,
-    `predictor ${settings.codec.predictor}${settings.defaulted.includes('predictor') ? ' (dataset default: 1 or 2, whichever compresses the image better; --predictor to fix)' : ''}`,
+    `predictor ${settings.codec.predictor}${settings.defaulted.includes('predictor') ? ' (dataset default: 1 for screen-like images, else the better of 1 and 2; --predictor to fix)' : ''}`,
   ]
   io.stderr.write(`dataset ${dataset}: ${chosen.join(', ')}\n`)
   if (result.head !== undefined) io.stdout.write(`${result.head}\n`)

@@ -25,7 +25,7 @@ import { halveBand } from '../format/pyramid.js'
 import { maxPayloadBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore, BlockWriter } from '../store/interface.js'
 import type { WorkerPool } from '../threads.js'
-import { chooseCodec } from './codec-choice.js'
+import { chooseCodec, sampleRows } from './codec-choice.js'
 import { type CompressJob, type CompressResult, type DeltaSlot, TileKind } from './compress.js'
 import { type DecodedHeader, displayPath, openDecoder } from './decoders/index.js'
 import { type DeltaTicket, makeReference, type PositionState, type ReferenceTile, type StoredTileRef, slotOf } from './delta.js'
@@ -121,7 +121,7 @@ export async function importImage(store: BlockStore, path: string | Uint8Array, 
     if (shared === undefined) pool = compressPool(options.workers)
     writer = await store.begin(options)
     // One codec for every level, chosen when level 0's first tile row is complete (when `auto`).
-    const codecChoice: CodecChoice = { setting: codec }
+    const codecChoice: CodecChoice = { setting: codec, pixels: decoder.pixels }
     const builders = sizes.map(
       ([w, h], level) =>
         new LevelBuilder({
@@ -265,9 +265,11 @@ interface LevelBuilderInit {
   readonly signal?: AbortSignal | undefined
 }
 
-/** An import's codec: as asked, and as chosen from the first tile row (codec-choice.ts). */
+/** An import's codec: as asked, and as chosen from the image (codec-choice.ts) when level 0's first tile row is complete. */
 interface CodecChoice {
   readonly setting: CodecSetting
+  /** The whole image, when the decoder holds it (DecodedImage.pixels). */
+  readonly pixels: Uint8Array | undefined
   chosen?: TileCodec
 }
 
@@ -357,7 +359,11 @@ class LevelBuilder {
   async #emit(y: number, rows: number): Promise<Band> {
     const data = this.#buffer.subarray(0, rows * this.#rowBytes)
     const { tileSize, format } = this.#init
-    this.#init.codec.chosen ??= chooseCodec(this.#init.codec.setting, { band: data, width: this.width, rows, tileSize, ...format })
+    const choice = this.#init.codec
+    choice.chosen ??= chooseCodec(
+      choice.setting,
+      sampleRows({ band: data, width: this.width, rows, tileSize, ...format }, choice.pixels, this.#init.height),
+    )
     const { tiles, payloads, index } =
       this.#init.delta === undefined ? await this.#compress(data, rows) : await this.#compressDelta(data, rows, y)
     const { writer, signal } = this.#init

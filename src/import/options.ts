@@ -49,8 +49,10 @@ export const DATASET_DEFAULTS = {
 
 /** What `auto` chooses between, and how (import/codec-choice.ts). */
 export const AUTO_CODEC = {
-  /** Tiles of the first tile row compressed per predictor, spread evenly across it. */
-  sampleTiles: 4,
+  /** Tile rows sampled when the whole image is at hand (first, middle, last; codec-choice.ts, sampleRows). */
+  sampleRows: 3,
+  /** Tiles of each sampled tile row compressed per predictor, spread evenly across it. */
+  sampleColumns: 3,
   /** The level of the probe. */
   probeLevel: 1,
   /** At most this fraction of the raw tile bytes after the probe: the content is compressible. */

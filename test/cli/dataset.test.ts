@@ -59,7 +59,7 @@ describe('dataset commands', () => {
       'dataset shots: 4 files: 4 imported, 0 reused, 0 unchanged, 0 failed\n' +
         'dataset shots: tile size 16, delta tiles on (dataset default; --no-deltas to turn off), ' +
         'zstd level auto (dataset default: 9 for screen-like images, else 3; --zstd-level to fix), ' +
-        'predictor auto (dataset default: 1 or 2, whichever compresses the image better; --predictor to fix)\n',
+        'predictor auto (dataset default: 1 for screen-like images, else the better of 1 and 2; --predictor to fix)\n',
     )
     expect(result.code).toBe(0)
     head = result.stdout.toString().trim()

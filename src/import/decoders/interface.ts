@@ -58,6 +58,12 @@ export interface DecodedImage {
   /** Embedded ICC profile bytes, if any (passed through, never applied). */
   readonly icc?: Uint8Array | undefined
   /**
+   * The whole image's rows, when the decoder holds them anyway (a small image decoded in
+   * memory); undefined for decoders that stream. Read-only: the importer samples it to choose
+   * a codec before the first band (import/codec-choice.ts).
+   */
+  readonly pixels?: Uint8Array | undefined
+  /**
    * Rows top to bottom in bands of `bandHeight` rows (the last may be shorter). A band's
    * `data` is valid until the next band is requested: decoders may reuse one buffer, so that
    * a 1 GiB image costs one band of memory. Callable once.

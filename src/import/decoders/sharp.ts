@@ -198,6 +198,7 @@ async function decodeInMemory(
     format: info.format,
     sourceFormat: info.sourceFormat,
     icc: info.icc,
+    pixels: data,
     bands(bandHeight, bandOptions = {}) {
       checkBandHeight(bandHeight)
       if (started) throw new InvalidArgumentError('bands() can be called once per decoder')
