@@ -1,9 +1,10 @@
 /**
  * The codec of an image imported with `zstdLevel` or `predictor` set to `auto` (the dataset
  * defaults), chosen from a few of its tiles (sampleRows), compressed at level 1 with each
- * predictor allowed. Screens, drawings and text compress best without the predictor (400 screenshots: 14.9 MB against 18.4 MB with it), and level 9 takes another 8%
- * off at little cost, their tiles being mostly flat (1.5 ms a 256-pixel RGBA tile, against
- * 0.3 ms at level 3). Level 17 would take 24% off but costs 9 ms a tile: a screenshot
+ * predictor allowed. Screens, drawings and text compress best without the predictor (400
+ * screenshots: 14.9 MB against 18.4 MB with it), and level 9 takes another 8% off at little
+ * cost, their tiles being mostly flat (1.5 ms a 256-pixel RGBA tile, against 0.3 ms at
+ * level 3). Level 17 would take 24% off but costs 9 ms a tile: a screenshot
  * archive then imports at 9 frames/s instead of 32. Photographs need predictor 2, and a
  * higher level would cost 2x (level 9) to 15x (level 17) the time of level 3 for 5-10%.
  * The choice depends on the file alone (its pixels, and whether it is decoded whole), so it

@@ -80,9 +80,9 @@ export interface CompressResult {
 }
 
 /**
- * A delta job compares its candidates at this level at most: at level 17 (codec-choice.ts)
- * each comparison would cost 5x the time, and they rank alike. Only the chosen payload is
- * compressed at the codec's level.
+ * A delta job compares its candidates at this level at most: at level 9 (what codec-choice.ts
+ * picks for screens) each comparison costs about 5x as much, and they rank alike. Only the
+ * chosen payload is compressed at the codec's level.
  */
 export const PROBE_LEVEL = 3
 

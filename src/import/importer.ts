@@ -36,7 +36,7 @@ import { compressPool } from './pool.js'
 export interface ImportOptions extends AbortOptions {
   /** Tile edge in pixels, a multiple of 16 (default 256). */
   readonly tileSize?: number
-  /** zstd level (default 3); `auto`: chosen from the image's first tile row (codec-choice.ts). */
+  /** zstd level (default 3); `auto`: chosen from sample tiles of the image (codec-choice.ts). */
   readonly zstdLevel?: number | Auto
   /** TIFF predictor, 1 none or 2 horizontal (default 2); `auto` as for zstdLevel. */
   readonly predictor?: 1 | 2 | Auto
@@ -444,8 +444,8 @@ class LevelBuilder {
   }
 
   /**
-   * How tile `i` of `result`, of kind `kind`, is stored (against `choices[choice]`, for kinds ref and delta),
-   * updating the position's reference as the job did (compress.ts, deltaTile).
+   * How tile `i` of `result`, of kind `kind`, is stored (against `choices[choice]`, for kinds
+   * ref and delta), updating the position's reference as the job did (compress.ts, deltaTile).
    */
   #entry(
     kind: number,
