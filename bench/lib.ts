@@ -1,4 +1,5 @@
 /** Small helpers every benchmark script shares. */
+import { readFileSync } from 'node:fs'
 
 /**
  * mulberry32: a tiny seeded generator of numbers in [0, 1), so every run of a benchmark uses
@@ -24,4 +25,15 @@ export function quantile(samples: readonly number[], q: number): number {
 /** The median of `samples`. */
 export function median(samples: readonly number[]): number {
   return quantile(samples, 0.5)
+}
+
+/**
+ * The variables bin/tessera (the package's bin) sets when they are not set: its
+ * `: "${NAME:=VALUE}"` lines. Benchmarks that start the CLI some other way (node with flags,
+ * a bundle of the current source) give them, so that they measure the process users run.
+ */
+export function wrapperEnv(): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const [, name, value] of readFileSync('bin/tessera', 'utf8').matchAll(/^: "\$\{(\w+):=([^}]*)\}"$/gm)) env[name!] = value!
+  return env
 }

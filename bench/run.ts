@@ -22,7 +22,7 @@ import { planCrop } from '../src/crop/plan.js'
 import type { Region } from '../src/format/interface.js'
 import { TileCoder, tileBytes } from '../src/format/tile-codec.js'
 import { cropImage, openImage, openStore } from '../src/image.js'
-import { median, quantile, random } from './lib.js'
+import { median, quantile, random, wrapperEnv } from './lib.js'
 import { benchImageReady, makeBenchImage } from './make-image.js'
 
 const { values } = parseArgs({
@@ -59,7 +59,7 @@ function runNode(args: string[]): Promise<{ seconds: number; rssMiB: number; std
     const started = process.hrtime.bigint()
     const child = spawn(process.execPath, ['--import', resolve('bench/peak-rss.mjs'), ...args], {
       stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
-      env: { ...process.env, TESSERA_BENCH_RSS_FD: '3' },
+      env: { ...wrapperEnv(), ...process.env, TESSERA_BENCH_RSS_FD: '3' },
     })
     let stdout = ''
     let rss = ''
@@ -317,7 +317,8 @@ const cliOurs: number[] = []
 const cliVips: number[] = []
 for (const region of regions.slice(0, 10)) {
   const spec = `${region.x},${region.y},512,512`
-  cliOurs.push(timeCommand(process.execPath, [cli, 'crop', cid, '--store', store, '--region', spec, '-o', out]))
+  // As users run it: the package's bin/tessera.
+  cliOurs.push(timeCommand(resolve('bin/tessera'), ['crop', cid, '--store', store, '--region', spec, '-o', out]))
   cliVips.push(
     timeCommand('vips', [
       'extract_area',

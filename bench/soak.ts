@@ -28,7 +28,7 @@ import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { build } from 'esbuild'
-import { quantile, random } from './lib.js'
+import { quantile, random, wrapperEnv } from './lib.js'
 import { benchImageReady, makeBenchImage } from './make-image.js'
 
 const { values } = parseArgs({
@@ -103,13 +103,6 @@ async function cli(): Promise<string> {
   const entry = join(outdir, 'tessera.js')
   writeFileSync(entry, "import { main } from './main.js'\nprocess.exitCode = await main(process.argv.slice(2))\n")
   return entry
-}
-
-/** The variables bin/tessera sets when they are not set (its `: "${NAME:=VALUE}"` lines). */
-function wrapperEnv(): Record<string, string> {
-  const env: Record<string, string> = {}
-  for (const [, name, value] of readFileSync('bin/tessera', 'utf8').matchAll(/^: "\$\{(\w+):=([^}]*)\}"$/gm)) env[name!] = value!
-  return env
 }
 
 /** A PPM of `width` x `height` smooth gradients and noise, deterministic for `seed`. */
