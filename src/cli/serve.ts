@@ -1,8 +1,8 @@
 /**
- * `tessera serve`: the HTTP server (spec/http.md) on the embedded store, until SIGINT or
- * SIGTERM. The store is LevelDB-backed and single-process, so the server holds it open for
- * its whole life; other `tessera` commands on the same store wait for it, then fail with
- * ERR_STORE_LOCKED. Logs are JSON lines (fastify's pino) on standard output.
+ * `tessera serve`: the HTTP server (spec/http.md) on a store, until SIGINT or SIGTERM. It reads
+ * without a lock, so other processes import into, remove from and collect the same store while
+ * it serves, and it sees their commits (spec/store.md). Logs are JSON lines (fastify's pino)
+ * on standard output.
  */
 import { type Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander'
 import { TesseraError } from '../errors.js'
@@ -35,6 +35,11 @@ export function serveCommand(io: CliIo, hooks: ServeHooks = {}): Command {
     .option('--public-url <url>', 'base URL for absolute links (IIIF ids, redirects) when behind a proxy')
     .option('--concurrency <n>', 'decode/encode jobs at once (default: two per core)', int)
     .option('--max-upload-bytes <n>', 'largest upload body in bytes (default 2^31)', int)
+    .option(
+      '--tile-cache <MiB>',
+      'MiB of decoded tiles kept for the requests that follow (a viewer, overlapping crops); 0: none (default 64)',
+      int,
+    )
     .addOption(
       new Option('--log-level <level>', 'log level')
         .choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -51,6 +56,7 @@ export function serveCommand(io: CliIo, hooks: ServeHooks = {}): Command {
             store,
             logger: { level: opts.logLevel, stream: io.stdout },
             ...(opts.publicUrl === undefined ? {} : { publicUrl: String(opts.publicUrl) }),
+            ...(opts.tileCache === undefined ? {} : { tileCacheBytes: opts.tileCache * 2 ** 20 }),
             limits: {
               ...(opts.concurrency === undefined ? {} : { concurrency: Math.max(1, opts.concurrency) }),
               ...(opts.maxUploadBytes === undefined ? {} : { maxUploadBytes: opts.maxUploadBytes }),

@@ -118,6 +118,8 @@ describe('tessera CLI', () => {
     ['a zstd level past 22', ['import', 'source.pam', '--zstd-level', '23'], 'ERR_INVALID_ARGUMENT', 1],
     ['too many workers', ['import', 'source.pam', '--workers', '65'], 'ERR_INVALID_ARGUMENT', 1],
     ['an unknown predictor', ['import', 'source.pam', '--predictor', '3'], 'argument', 2],
+    ['a zstd level that is neither a number nor auto', ['import', 'source.pam', '--zstd-level', 'fast'], 'argument', 2],
+    ['a tile cache that is not a number', ['serve', '--tile-cache', 'lots'], 'argument', 2],
     ['an unknown format', ['crop', 'CID', '--region', '0,0,1,1', '--format', 'gif', '-o', 'x'], 'argument', 2],
     ['a missing option', ['crop', 'CID', '-o', 'x.tiff'], 'required option', 2],
   ]

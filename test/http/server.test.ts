@@ -144,7 +144,7 @@ describe('tessera serve', () => {
         },
       },
     )
-    const running = command.parseAsync(['--store', store, '--port', '0'], { from: 'user' })
+    const running = command.parseAsync(['--store', store, '--port', '0', '--tile-cache', '8'], { from: 'user' })
     while (url === '') await sleep(20)
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
     const response = await fetch(`${url}/images`)
