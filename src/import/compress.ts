@@ -6,14 +6,18 @@ import { createHash } from 'node:crypto'
 import type { TileCodec } from '../format/interface.js'
 import { isReferenceContent, TileCoder, type TileShape, tileBytes } from '../format/tile-codec.js'
 
-/** A band of up to `tileSize` rows of a level, to be cut into tiles `firstColumn..`. */
-export interface CompressJob {
+/** The rows of one tile row of a level: up to `tileSize` rows of `width` pixels. */
+export interface TileRowBand {
   readonly band: Uint8Array
   readonly width: number
   readonly rows: number
   readonly tileSize: number
   readonly channels: number
   readonly bitsPerSample: 8 | 16
+}
+
+/** A tile row's band, to be cut into tiles `firstColumn..` and compressed. */
+export interface CompressJob extends TileRowBand {
   readonly codec: TileCodec
   readonly firstColumn: number
   readonly columns: number
@@ -123,16 +127,6 @@ export function compressBand(job: CompressJob): CompressResult {
     digests.push(payload.length === 0 ? payload : new Uint8Array(createHash('sha256').update(payload).digest()))
   }
   return job.delta === undefined ? { payloads, digests } : { payloads, digests, kinds, refs, estimates }
-}
-
-/** The band's rows as the layout of one tile row. */
-export interface TileRowBand {
-  readonly band: Uint8Array
-  readonly width: number
-  readonly rows: number
-  readonly tileSize: number
-  readonly channels: number
-  readonly bitsPerSample: 8 | 16
 }
 
 /** Copies tile `column` of the band into `tile` (`tileBytes` long), zero-padded. */
