@@ -28,12 +28,18 @@ export function median(samples: readonly number[]): number {
 }
 
 /**
- * The variables bin/tessera (the package's bin) sets when they are not set: its
- * `: "${NAME:=VALUE}"` lines. Benchmarks that start the CLI some other way (node with flags,
- * a bundle of the current source) give them, so that they measure the process users run.
+ * `base` (the environment) as bin/tessera (the package's bin) passes it on: its
+ * `: "${NAME:=VALUE}"` lines set what `base` does not, and its NODE_OPTIONS line puts its own
+ * options before those of `base` (later ones win). Benchmarks that start the CLI some other way
+ * (node with flags, a bundle of the current source) run it in this environment, so that they
+ * measure the process users run.
  */
-export function wrapperEnv(): Record<string, string> {
-  const env: Record<string, string> = {}
-  for (const [, name, value] of readFileSync('bin/tessera', 'utf8').matchAll(/^: "\$\{(\w+):=([^}]*)\}"$/gm)) env[name!] = value!
+export function wrapperEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const script = readFileSync('bin/tessera', 'utf8')
+  const env = { ...base }
+  for (const [, name, value] of script.matchAll(/^: "\$\{(\w+):=([^}]*)\}"$/gm)) env[name!] ||= value!
+  const options = /^NODE_OPTIONS="([^"$]*)\$\{NODE_OPTIONS:\+ \$NODE_OPTIONS\}"$/m.exec(script)?.[1]
+  if (options === undefined) throw new Error('bin/tessera: its NODE_OPTIONS line was not found')
+  env.NODE_OPTIONS = base.NODE_OPTIONS ? `${options} ${base.NODE_OPTIONS}` : options
   return env
 }

@@ -9,7 +9,8 @@
  *
  *   npm run bench:soak [-- --duration 60] [--connections 64] [--small] [--seed 1]
  *                      [--mix tile=50,crop=45,full=4,upload=1] [--stalled-uploads 5] [--stalled-headers 2]
- *                      [--slow-readers 3] [--idle-readers 2] [--dist] [--server-env NAME=VALUE]... [--concurrency N]
+ *                      [--slow-readers 3] [--idle-readers 2] [--dist] [--server-env NAME=VALUE]... [--server-arg ARG]...
+ *                      [--concurrency N]
  *
  * The server runs the current source, bundled as `npm run build` bundles it (into
  * bench/data/soak-build/; `--dist` runs bin/tessera.js instead). The store is
@@ -44,6 +45,7 @@ const { values } = parseArgs({
     'slow-readers': { type: 'string', default: '3' },
     'idle-readers': { type: 'string', default: '2' },
     'server-env': { type: 'string', multiple: true, default: [] },
+    'server-arg': { type: 'string', multiple: true, default: [] },
     concurrency: { type: 'string' },
     idle: { type: 'string', default: '10' },
     mix: { type: 'string', default: 'tile=50,crop=45,full=4,upload=1' },
@@ -328,13 +330,14 @@ async function main() {
   const port = await freePort()
   // The server as `tessera serve` runs: with the malloc settings bin/tessera (the package's
   // bin) gives it, unless the environment or --server-env says otherwise.
-  const env = { ...wrapperEnv(), ...process.env }
+  const env = wrapperEnv()
   for (const pair of values['server-env']!) {
     const at = pair.indexOf('=')
     env[pair.slice(0, at)] = pair.slice(at + 1)
   }
   const args = [tessera, 'serve', '--store', store, '--port', String(port), '--log-level', 'warn']
   if (values.concurrency !== undefined) args.push('--concurrency', values.concurrency)
+  args.push(...values['server-arg']!)
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], env })
   try {
     for (let i = 0; ; i++) {

@@ -28,7 +28,7 @@ it('runs from the build: import, crop to stdout, and a failing command exits non
   }
 })
 
-it('bin/tessera (the package bin) runs bin/tessera.js under glibc malloc settings, through a symlink, keeping what is set', async () => {
+it('bin/tessera (the package bin) runs bin/tessera.js under glibc malloc and V8 settings, through a symlink, keeping what is set', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tessera-bin-'))
   try {
     // As npm links it: node_modules/.bin/tessera -> the package's bin/tessera.
@@ -36,15 +36,17 @@ it('bin/tessera (the package bin) runs bin/tessera.js under glibc malloc setting
     symlinkSync(join(root, 'bin/tessera'), link)
     // A program in place of node that prints what it was given.
     const fake = join(dir, 'node')
-    writeFileSync(fake, '#!/bin/sh\necho "$MALLOC_ARENA_MAX $MALLOC_MMAP_THRESHOLD_ $*"\nexit 3\n', { mode: 0o755 })
-    const env = { ...process.env, PATH: `${dir}:${process.env.PATH}`, MALLOC_ARENA_MAX: '', MALLOC_MMAP_THRESHOLD_: '' }
-    delete (env as Record<string, string | undefined>).MALLOC_ARENA_MAX
-    delete (env as Record<string, string | undefined>).MALLOC_MMAP_THRESHOLD_
+    writeFileSync(fake, '#!/bin/sh\necho "$MALLOC_ARENA_MAX $MALLOC_MMAP_THRESHOLD_ [$NODE_OPTIONS] $*"\nexit 3\n', { mode: 0o755 })
+    const env: Record<string, string | undefined> = { ...process.env, PATH: `${dir}:${process.env.PATH}` }
+    delete env.MALLOC_ARENA_MAX
+    delete env.MALLOC_MMAP_THRESHOLD_
+    delete env.NODE_OPTIONS
     const run = spawnSync(link, ['crop', 'a b', '-o', '-'], { env })
     expect(run.status).toBe(3)
-    expect(run.stdout.toString()).toBe(`2 131072 ${join(root, 'bin/tessera.js')} crop a b -o -\n`)
-    const mine = spawnSync(link, ['ls'], { env: { ...env, MALLOC_ARENA_MAX: '8' } })
-    expect(mine.stdout.toString()).toBe(`8 131072 ${join(root, 'bin/tessera.js')} ls\n`)
+    expect(run.stdout.toString()).toBe(`2 131072 [--max-semi-space-size=2] ${join(root, 'bin/tessera.js')} crop a b -o -\n`)
+    // The user's settings win: a variable already set, an option later in NODE_OPTIONS.
+    const mine = spawnSync(link, ['ls'], { env: { ...env, MALLOC_ARENA_MAX: '8', NODE_OPTIONS: '--max-semi-space-size=16' } })
+    expect(mine.stdout.toString()).toBe(`8 131072 [--max-semi-space-size=2 --max-semi-space-size=16] ${join(root, 'bin/tessera.js')} ls\n`)
     // And the real thing: a command through the wrapper.
     const real = spawnSync(join(root, 'bin/tessera'), ['import', join(root, 'testdata/gray8.pgm'), '--store', join(dir, 'store')])
     expect(real.stderr.toString()).toBe('')

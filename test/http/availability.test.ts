@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance } from 'fastify'
 import sharp from 'sharp'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { HttpContext } from '../../src/http/context.js'
 import { createServer, type HttpLimits } from '../../src/http/server.js'
 import { makeImage } from '../helpers/oracle.js'
 import { type Fixture, fixture, importTestImage } from './helpers.js'
@@ -177,6 +178,11 @@ describe('memory in bytes, not slots (finding 7)', () => {
       const statuses = await Promise.all(urls.map(async (url) => (await fetch(url)).status))
       expect(statuses).toEqual([200, 200, 200, 200])
     })
+  })
+
+  it('keeps a 32 MiB decoded-tile cache by default: with the lanes, bench:soak peaks under 300 MiB', () => {
+    expect(new HttpContext({ store: fx.store }).tileCache?.maxBytes).toBe(32 << 20)
+    expect(new HttpContext({ store: fx.store, tileCacheBytes: 0 }).tileCache).toBeUndefined()
   })
 
   it('advertises a maxArea whose costliest render fits the budget', async () => {
