@@ -8,9 +8,12 @@
  *    requests, wrong pixels (every answer hashed against the expected crop), req/s and p50/p99,
  *    then `tessera verify --all`.
  * 3. Sampling processes: one `tessera sample --threads 1` process against two running shards
- *    0/2 and 1/2 of the same batch at once: samples/s and the ratio.
+ *    0/2 and 1/2 of the same batch at once: samples/s and the ratio. 4000 samples by default:
+ *    a process takes 0.15-0.27 s to start and open its decode thread, which at 400 samples
+ *    (~0.6 s of sampling) was most of what two processes could not share, so the ratio measured
+ *    start-up more than sampling.
  *
- *   npm run bench:shared [-- --data DIR] [--seconds 20] [--samples 400]
+ *   npm run bench:shared [-- --data DIR] [--seconds 20] [--samples 4000]
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -27,7 +30,7 @@ const { values } = parseArgs({
   options: {
     data: { type: 'string', default: 'bench/data' },
     seconds: { type: 'string', default: '20' },
-    samples: { type: 'string', default: '400' },
+    samples: { type: 'string', default: '4000' },
   },
 })
 const data = resolve(values.data!)
