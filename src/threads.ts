@@ -189,8 +189,8 @@ export function serveJobs<Job, Result>(
  * the buffers of finished jobs (inputs transferred in, outputs copied out) would wait for its
  * external-memory trigger at 64 MiB per thread. A young-generation collection of a heap this
  * small takes ~0.05 ms and the check ~0.01 ms; under `bench:soak` this took ~30 MiB off the
- * server's peak RSS (bench/README.md, Soak). `gc` is reached as V8 exposes it to a new context once the
- * flag is set: Node offers no other way inside a worker.
+ * server's peak RSS (bench/README.md, Soak). `gc` is reached as V8 exposes it to a new context
+ * once the flag is set: Node offers no other way inside a worker.
  */
 function garbageCollector(): () => void {
   setFlagsFromString('--expose-gc')
