@@ -184,18 +184,21 @@ export function serveJobs<Job, Result>(
 }
 
 /**
- * Called after each job: collects the worker's young generation once it holds more than 8 MiB
+ * Called after each job: every 4th job, collects the worker's heap if it holds more than 8 MiB
  * of ArrayBuffers. A worker allocates little JavaScript, so V8 rarely collects on its own, and
  * the buffers of finished jobs (inputs transferred in, outputs copied out) would wait for its
- * external-memory trigger at 64 MiB per thread. A young-generation collection of a heap this
- * small takes ~0.05 ms and the check ~0.01 ms; under `bench:soak` this took ~30 MiB off the
- * server's peak RSS (bench/README.md, Soak). `gc` is reached as V8 exposes it to a new context
- * once the flag is set: Node offers no other way inside a worker.
+ * external-memory trigger at 64 MiB per thread. A full collection of a heap this small takes
+ * well under a millisecond (a young-generation one is cheaper but leaves buffers that V8 has
+ * already promoted); the check (process.memoryUsage, which also reads the RSS) ~0.01-0.02 ms,
+ * 1% of a 224x224 sample's decode if made after every job. Under `bench:soak` this took ~30
+ * MiB off the server's peak RSS (bench/README.md, Soak). `gc` is reached as V8 exposes it to a
+ * new context once the flag is set: Node offers no other way inside a worker.
  */
 function garbageCollector(): () => void {
   setFlagsFromString('--expose-gc')
-  const gc = runInNewContext('gc') as (options: { type: 'minor' }) => void
+  const gc = runInNewContext('gc') as () => void
+  let jobs = 0
   return () => {
-    if (process.memoryUsage().arrayBuffers > WORKER_GARBAGE_BYTES) gc({ type: 'minor' })
+    if (++jobs % 4 === 0 && process.memoryUsage().arrayBuffers > WORKER_GARBAGE_BYTES) gc()
   }
 }
