@@ -56,7 +56,11 @@ describe('WorkerPool', () => {
 
   it("frees the buffers of a worker's finished jobs without waiting for V8's 64 MiB trigger", async () => {
     // A pool of its own, so that the worker's job count starts here.
-    const fresh = new WorkerPool<ThrowJob, string>({ url: new URL('./helpers/throwing-worker.js', import.meta.url), size: 1, inline: () => '' })
+    const fresh = new WorkerPool<ThrowJob, string>({
+      url: new URL('./helpers/throwing-worker.js', import.meta.url),
+      size: 1,
+      inline: () => '',
+    })
     try {
       for (let i = 0; i < 12; i++) await fresh.run('garbage')
       // 48 MiB were allocated; every 4th job the worker collects if it holds more than 8 MiB
