@@ -64,9 +64,14 @@ describe('WorkerPool', () => {
     try {
       for (let i = 0; i < 12; i++) await fresh.run('garbage')
       // 48 MiB were allocated; every 4th job the worker collects if it holds more than 8 MiB
-      // (without, 16 MiB stay). V8 frees the buffers of a collection on a thread of its own.
-      await sleep(200)
-      expect(Number(await fresh.run('buffer-bytes'))).toBeLessThan(9 << 20)
+      // (without, 16 MiB stay). V8 frees the buffers of a collection on a thread of its own:
+      // give it up to 2 s.
+      let held = Number.POSITIVE_INFINITY
+      for (let wait = 0; wait < 10 && held >= 9 << 20; wait++) {
+        await sleep(200)
+        held = Number(await fresh.run('buffer-bytes'))
+      }
+      expect(held).toBeLessThan(9 << 20)
     } finally {
       await fresh.close()
     }
