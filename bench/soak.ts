@@ -328,8 +328,8 @@ async function main() {
   const tessera = await cli()
   const { store, cid, cleanup } = await prepareStore(tessera)
   const port = await freePort()
-  // The server as `tessera serve` runs: with the malloc settings bin/tessera (the package's
-  // bin) gives it, unless the environment or --server-env says otherwise.
+  // The server as `tessera serve` runs: with the malloc settings and V8 options bin/tessera
+  // (the package's bin) gives it, unless the environment or --server-env says otherwise.
   const env = wrapperEnv()
   for (const pair of values['server-env']!) {
     const at = pair.indexOf('=')
