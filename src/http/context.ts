@@ -33,7 +33,7 @@ export interface HttpLimits {
    * The heavy lane: bodies computed whole (IIIF images, jpg/webp crops) that read or produce
    * more than `heavyPixels` pixels (default 2^22) or need more than a quarter of `memoryBudget`.
    * They run `heavyConcurrency` at once (default 1), `heavyQueue` may wait (default 4; beyond,
-   * 503 with Retry-After 2), and hold at most `heavyMemoryBudget` bytes together (default 64
+   * 503 with Retry-After 2), and hold at most `heavyMemoryBudget` bytes together (default 48
    * MiB, which also lowers the maxArea info.json states); one that needs more can never run:
    * 413 ERR_LIMIT.
    */
@@ -89,7 +89,7 @@ export function defaultLimits(): HttpLimits {
     heavyPixels: 2 ** 22,
     heavyConcurrency: 1,
     heavyQueue: 4,
-    heavyMemoryBudget: 64 * MiB,
+    heavyMemoryBudget: 48 * MiB,
     bulkMemoryBudget: 80 * MiB,
     queueTimeout: 10_000,
     maxWidth: 8192,

@@ -19,6 +19,7 @@ import { registerIpfsRoutes } from './routes/ipfs.js'
 import { registerPresentationRoutes } from './routes/presentation.js'
 import { registerStreamCropRoutes } from './routes/stream-crop.js'
 import { registerViewerRoutes } from './routes/viewer.js'
+import { watchSend } from './send-timeout.js'
 
 export { defaultLimits, type HttpLimits, type ServerInit } from './context.js'
 
@@ -116,14 +117,10 @@ export async function createServer(init: ServerInit): Promise<FastifyInstance> {
   const releaseDeflate = retainDeflateThreads()
   app.addHook('onClose', async () => releaseDeflate())
 
-  // A response whose client reads nothing for sendTimeout is abandoned: the socket's idle timer
-  // runs from the first byte of the response to its last (node resets it for the next request).
-  // Half of it: node lets a timer that finds a write's queue shrunk since the last check run once
-  // more (net.js, Socket.prototype._onTimeout), so a stalled client is dropped after one to two.
-  const idle = Math.max(1, Math.ceil(sendTimeout / 2))
+  // A response whose client takes none of its bytes for sendTimeout is abandoned (send-timeout.ts).
   app.addHook('onSend', async (_request, reply, payload) => {
     const res = reply.raw
-    if (res.socket instanceof Socket) res.setTimeout(idle, () => res.destroy())
+    if (res.socket instanceof Socket) watchSend(res, res.socket, sendTimeout)
     return payload
   })
 

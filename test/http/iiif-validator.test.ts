@@ -31,7 +31,7 @@ const PYTHON_ENV = { ...process.env, PYTHONDONTWRITEBYTECODE: '1' }
  * Level-3 tests of what info.json lists beyond level 2 (extraFormats tif, mirroring,
  * sizeUpscaling, the link headers). size_up asks for up to 2000 x 2000 pixels (`^pct:200`,
  * `^!2000,3000`, `^s,s` with s up to 2000), which is more than the maxArea info.json states for
- * this image under the default 64 MiB heavy-lane budget (about 2 Mpx: a rotated 2000 x 2000 WebP
+ * this image under the default 48 MiB heavy-lane budget (about 1.4 Mpx: a rotated 2000 x 2000 WebP
  * needs some 120 MiB, spec/http.md §8), so these run against a server with a 256 MiB budget.
  */
 const EXTRA_TESTS = ['format_tif', 'linkheader_canonical', 'linkheader_profile', 'rot_mirror', 'rot_mirror_180', 'size_up']
