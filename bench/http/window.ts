@@ -3,7 +3,7 @@
  *
  * 1. 64 concurrent 512x512 crops over one 4096x4096 window of the benchmark image, served with
  *    the decoded-tile cache (single-flight, 64 MiB: `TileCache`'s default, which holds the
- *    window's 54 MiB of tiles; `tessera serve` keeps 32 MiB unless `--tile-cache` says
+ *    window's 54 MiB of tiles; `tessera serve` keeps 24 MiB unless `--tile-cache` says
  *    otherwise) and without it, in alternating passes of one run: requests/s, p50/p99, and
  *    tiles decoded against the distinct tiles the requests touched (targets: <= 1.2x, and >= 2x
  *    the req/s without shared decoding).

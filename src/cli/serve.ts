@@ -37,7 +37,7 @@ export function serveCommand(io: CliIo, hooks: ServeHooks = {}): Command {
     .option('--max-upload-bytes <n>', 'largest upload body in bytes (default 2^31)', int)
     .option(
       '--tile-cache <MiB>',
-      'MiB of decoded tiles kept for the requests that follow (a viewer, overlapping crops); 0: none (default 32)',
+      'MiB of decoded tiles kept for the requests that follow (a viewer, overlapping crops); 0: none (default 24)',
       int,
     )
     .addOption(

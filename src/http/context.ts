@@ -78,7 +78,7 @@ export interface HttpLimits {
 const MiB = 2 ** 20
 
 /** The decoded-tile cache of a server, unless told otherwise (ServerInit.tileCacheBytes). */
-const SERVER_TILE_CACHE_BYTES = 32 * MiB
+const SERVER_TILE_CACHE_BYTES = 24 * MiB
 
 /** The defaults of HttpLimits. */
 export function defaultLimits(): HttpLimits {
@@ -132,8 +132,8 @@ export interface ServerInit {
   readonly logger?: boolean | Record<string, unknown>
   /**
    * Bytes of decoded tiles kept for the requests that follow (a viewer's neighbouring tiles,
-   * overlapping crops), each tile decoded once however many ask at once; 0: none. Default 32 MiB
-   * (about 170 RGB tiles of 256x256): with the lanes' budgets it keeps the server's peak RSS
+   * overlapping crops), each tile decoded once however many ask at once; 0: none. Default 24 MiB
+   * (about 128 RGB tiles of 256x256): with the lanes' budgets it keeps the server's peak RSS
    * under 300 MiB under bench:soak. A viewer's working set may want more.
    */
   readonly tileCacheBytes?: number

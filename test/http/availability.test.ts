@@ -200,9 +200,9 @@ describe('memory in bytes, not slots (finding 7)', () => {
     })
   })
 
-  it('keeps a 32 MiB decoded-tile cache and a 48 MiB heavy lane by default: bench:soak peaks under 300 MiB', () => {
+  it('keeps a 24 MiB decoded-tile cache and a 48 MiB heavy lane by default: bench:soak peaks under 300 MiB', () => {
     const defaults = new HttpContext({ store: fx.store })
-    expect(defaults.tileCache?.maxBytes).toBe(32 << 20)
+    expect(defaults.tileCache?.maxBytes).toBe(24 << 20)
     expect([defaults.limits.memoryBudget, defaults.limits.heavyMemoryBudget, defaults.limits.bulkMemoryBudget]).toEqual([
       32 << 20,
       48 << 20,
