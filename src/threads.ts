@@ -163,15 +163,22 @@ export class WorkerPool<Job, Result> {
   }
 }
 
+/** How a worker serves its jobs. */
+export interface ServeJobsOptions {
+  /** ArrayBuffers the worker may hold before it collects its heap (default 8 MiB; see garbageCollector). */
+  readonly garbageBytes?: number
+}
+
 /**
  * In a worker module: answers the pool's jobs with `handle`, which returns (or resolves to)
  * the result and the buffers to transfer back. A worker runs one job at a time.
  */
 export function serveJobs<Job, Result>(
   handle: (job: Job) => { result: Result; transfer?: Transferable[] } | Promise<{ result: Result; transfer?: Transferable[] }>,
+  options: ServeJobsOptions = {},
 ): void {
   if (parentPort === null) return
-  const collect = garbageCollector()
+  const collect = garbageCollector(options.garbageBytes ?? WORKER_GARBAGE_BYTES)
   parentPort.on('message', async ({ id, job }: { id: number; job: Job }) => {
     try {
       const { result, transfer } = await handle(job)
@@ -184,21 +191,23 @@ export function serveJobs<Job, Result>(
 }
 
 /**
- * Called after each job: every 4th job, collects the worker's heap if it holds more than 8 MiB
- * of ArrayBuffers. A worker allocates little JavaScript, so V8 rarely collects on its own, and
- * the buffers of finished jobs (inputs transferred in, outputs copied out) would wait for its
- * external-memory trigger at 64 MiB per thread. A full collection of a heap this small takes
- * well under a millisecond (a young-generation one is cheaper but leaves buffers that V8 has
- * already promoted); the check (process.memoryUsage, which also reads the RSS) ~0.01-0.02 ms,
- * 1% of a 224x224 sample's decode if made after every job. Under `bench:soak` this took ~30
- * MiB off the server's peak RSS (bench/README.md, Soak). `gc` is reached as V8 exposes it to a
- * new context once the flag is set: Node offers no other way inside a worker.
+ * Called after each job: every 4th job, collects the worker's heap if it holds more than
+ * `garbageBytes` of ArrayBuffers. A worker allocates little JavaScript, so V8 rarely collects
+ * on its own, and the buffers of finished jobs (inputs transferred in, outputs copied out,
+ * tiles read) would wait for its external-memory trigger at 64 MiB per thread. Under
+ * `bench:soak` the deflate workers' 8 MiB took ~30 MiB off the server's peak RSS
+ * (bench/README.md, Soak). A full collection costs what the heap holds: well under a
+ * millisecond for a deflate worker, 6-8 ms for a decode worker with a store open, whose crops
+ * a collection every 8 MiB made 15% slower (so it asks for more). A young-generation
+ * collection would be cheaper but leaves the buffers V8 has already promoted. The check
+ * (process.memoryUsage, which also reads the RSS) costs ~0.01-0.02 ms. `gc` is reached as V8
+ * exposes it to a new context once the flag is set: Node offers no other way inside a worker.
  */
-function garbageCollector(): () => void {
+function garbageCollector(garbageBytes: number): () => void {
   setFlagsFromString('--expose-gc')
   const gc = runInNewContext('gc') as () => void
   let jobs = 0
   return () => {
-    if (++jobs % 4 === 0 && process.memoryUsage().arrayBuffers > WORKER_GARBAGE_BYTES) gc()
+    if (++jobs % 4 === 0 && process.memoryUsage().arrayBuffers > garbageBytes) gc()
   }
 }
