@@ -9,14 +9,23 @@
  * watch belongs to one response, and counts only bytes that wait for the client.
  */
 import type { ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
 
 /**
- * Destroys `res` when bytes of it have waited for `socket` with none taken from one check to
+ * Destroys `res` when bytes of it have waited for its socket with none taken from one check to
  * the next, `timeout / 2` ms apart: a stalled client is dropped after half to all of `timeout`.
- * A response still being prepared has nothing waiting, and never times out here.
+ * A response still being prepared has nothing waiting, and never times out here. A response
+ * queued behind another on its connection (pipelined requests) is watched from when it gets
+ * the socket.
  */
-export function watchSend(res: ServerResponse, socket: Socket, timeout: number): void {
+export function watchSend(res: ServerResponse, timeout: number): void {
+  const socket = res.socket
+  if (socket === null) {
+    res.once('socket', () => watchSend(res, timeout))
+    return
+  }
+  // fastify's inject() gives a response a stand-in socket with no client to wait for.
+  if (!(socket instanceof Socket)) return
   /** Bytes the kernel took: what was written, less what still waits in the stream. */
   const taken = () => socket.bytesWritten - socket.writableLength
   let last = taken()

@@ -5,7 +5,6 @@
  */
 
 import { createRequire } from 'node:module'
-import { Socket } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { NotFoundError } from '../errors.js'
 import { retainDeflateThreads } from '../image.js'
@@ -119,8 +118,7 @@ export async function createServer(init: ServerInit): Promise<FastifyInstance> {
 
   // A response whose client takes none of its bytes for sendTimeout is abandoned (send-timeout.ts).
   app.addHook('onSend', async (_request, reply, payload) => {
-    const res = reply.raw
-    if (res.socket instanceof Socket) watchSend(res, res.socket, sendTimeout)
+    watchSend(reply.raw, sendTimeout)
     return payload
   })
 

@@ -150,6 +150,27 @@ describe('slow and stalled clients (finding 9)', () => {
     })
   })
 
+  it('drops a client that stops reading a response queued behind another on its connection', async () => {
+    const big = await importTestImage(fx, 'queued', makeImage(2048, 1536, 3, 8, 7), { tileSize: 256, pyramid: false })
+    await withServer({ sendTimeout: 1000 }, async (_base, port, app) => {
+      const closed = new Promise<number>((resolve) => {
+        app.server.once('connection', (server: Socket) => server.once('close', () => resolve(performance.now())))
+      })
+      // Pipelined: the export's response gets the socket once the first one is sent, then finds
+      // its client reading nothing.
+      const { socket, answer } = stalled(
+        port,
+        `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /images/${big}/export?format=raw HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`,
+      )
+      socket.pause()
+      expect(await within(closed, 8000)).not.toBe('pending')
+      socket.resume()
+      const { text } = (await within(answer, 4000)) as { text: string }
+      expect([...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1])).toEqual(['200', '200'])
+      expect(text.length - text.lastIndexOf('\r\n\r\n') - 4).toBeLessThan(2048 * 1536 * 3)
+    })
+  })
+
   it('refuses an upload that cannot fit the spool budget, and one that finds it full', async () => {
     await withServer({ uploadSpoolBytes: 20_000, bodyTimeout: 2000 }, async (base, port) => {
       const tooBig = await fetch(`${base}/images?name=big.pam`, { method: 'POST', body: Buffer.alloc(30_000) })
