@@ -29,11 +29,15 @@ export function watchSend(res: ServerResponse, timeout: number): void {
   /** Bytes the kernel took: what was written, less what still waits in the stream. */
   const taken = () => socket.bytesWritten - socket.writableLength
   let last = taken()
+  let waiting = socket.writableLength > 0
   const timer = setInterval(
     () => {
       const now = taken()
-      if (now === last && socket.writableLength > 0) res.destroy()
+      const stillWaiting = socket.writableLength > 0
+      // Waiting at both checks with nothing taken in between: a whole interval of stall.
+      if (waiting && stillWaiting && now === last) res.destroy()
       last = now
+      waiting = stillWaiting
     },
     Math.max(1, Math.ceil(timeout / 2)),
   )
