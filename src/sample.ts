@@ -15,6 +15,7 @@ import type { PixelFormat, Region } from './format/interface.js'
 import { bytesPerPixel, pixelFormat } from './format/pixel.js'
 import { openImage, type TesseraImage } from './image.js'
 import type { AbortOptions, BlockStore } from './store/interface.js'
+import { defaultThreads } from './threads.js'
 
 /**
  * The image list that `images` names (spec/sample.md §1.1), in order: a CID as is; a string is a
@@ -56,6 +57,21 @@ export async function sampleImages(store: BlockStore, images: readonly (CID | st
 
 /** Decoding on every core, for `sampleCrops`' `decoder`. */
 export { DecodePool } from './crop/decode-pool.js'
+
+/**
+ * Decode threads for one of `processes` sampling processes sharing a machine of `cores` cores
+ * (the shards of one batch): its share of the cores, and none (decoding on the calling thread)
+ * when that share is one core or less. Two shard processes on two cores with a decode thread
+ * per core each gave fewer samples/s than one process; decoding on their own threads, 1.3x more
+ * (bench/README.md, One store, many processes).
+ */
+export function shardThreads(processes: number, cores: number = defaultThreads()): number {
+  if (!Number.isSafeInteger(processes) || processes < 1) {
+    throw new InvalidArgumentError(`Expected a positive integer for processes but received ${String(processes)}`)
+  }
+  const share = Math.floor(cores / processes)
+  return share <= 1 ? 0 : share
+}
 
 /** What planSamples needs to know of each image: the size of the sampled level and its tile size. */
 export interface SampleSource {

@@ -18,6 +18,7 @@ import {
   type Sample,
   type SampleOptions,
   sampleCrops,
+  shardThreads,
   writeSamples,
 } from '../src/sample.js'
 import type { AbortOptions } from '../src/store/interface.js'
@@ -372,6 +373,26 @@ describe('sampleCrops', () => {
     expect(() => sampleCrops(store, [cids.a!], { size: -4, count: 1, seed: 1 })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }),
     )
+  })
+})
+
+describe('shardThreads', () => {
+  it('gives a shard process its share of the cores, and none when that is one core or less', () => {
+    expect(shardThreads(1, 8)).toBe(8)
+    expect(shardThreads(2, 8)).toBe(4)
+    expect(shardThreads(3, 8)).toBe(2)
+    expect(shardThreads(4, 8)).toBe(2)
+    expect(shardThreads(5, 8)).toBe(0)
+    expect(shardThreads(2, 2)).toBe(0)
+    expect(shardThreads(1, 2)).toBe(2)
+    expect(shardThreads(1, 1)).toBe(0)
+    expect(shardThreads(16, 2)).toBe(0)
+  })
+
+  it('rejects a count of processes that is not a positive integer', () => {
+    for (const bad of [0, -1, 1.5, Number.NaN]) {
+      expect(() => shardThreads(bad, 4)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    }
   })
 })
 

@@ -26,7 +26,11 @@ export function sampleCommand(io: CliIo): Command {
     .requiredOption('-o, --output <path>', 'output file, or - for standard output')
     .addOption(new Option('-f, --format <format>', 'npy or raw (default: from the file extension, else npy)').choices(['npy', 'raw']))
     .option('--regions <path>', 'also write the regions drawn: JSON if the path ends in .json, else CSV')
-    .option('--threads <n>', 'decode threads (default: one per core, at most 8)', int)
+    .option(
+      '--threads <n>',
+      'decode threads (default: one per core, at most 8; with --shard i/n, the share of the cores of one of n processes, none when that is one core or less)',
+      int,
+    )
     .option('--shard <i/n>', 'only samples whose index is i modulo n: n processes with shards 0/n..n-1/n share one batch', parseShard)
     .action(async (cids: string[], opts) => {
       const { openSampleBatch, writeSamples } = await import('../sample.js')
@@ -34,10 +38,10 @@ export function sampleCommand(io: CliIo): Command {
       const format: SampleFormat = opts.format ?? (/\.(raw|bin)$/i.test(output) ? 'raw' : 'npy')
       if (output === '-' && opts.regions === '-')
         throw new InvalidArgumentError('The batch and its regions cannot both go to standard output')
-      const { DecodePool } = await import('../sample.js')
+      const { DecodePool, shardThreads } = await import('../sample.js')
       await withStore(io, opts, async (store) => {
-        // Samples decode on every core; a few in flight per thread keep each thread busy.
-        const decoder = new DecodePool(opts.threads)
+        // Samples decode on every core (a shard's share of them); a few in flight per thread keep each thread busy.
+        const decoder = new DecodePool(opts.threads ?? shardThreads(opts.shard?.count ?? 1))
         try {
           // Every image is opened and checked before the output file is created.
           const batch = await openSampleBatch(store, cids, {

@@ -14,7 +14,7 @@ import type { BlockStore } from '../store/interface.js'
 import { openStoreAt } from '../store/open.js'
 import { coderFor, decodeBand } from './decode.js'
 import { ImageReader } from './engine.js'
-import { type BandPlan, planCrop } from './plan.js'
+import type { BandPlan } from './plan.js'
 
 /** One region to decode: its bands with their payloads and the sha2-256 digests they must have. */
 export interface DecodeJob {
@@ -80,25 +80,10 @@ function openReader(location: string, root: string): Promise<ImageReader> {
 /** Reads and decodes a region on this thread, from the store itself. */
 export async function decodeRegion(job: RegionJob): Promise<RegionRead> {
   const reader = await openReader(job.location, job.root)
-  const { tileSize, channels, bitsPerSample, codec } = reader.manifest
-  const coder = coderFor({ tileSize, channels, bitsPerSample }, codec)
-  let offset = 0
-  let tiles = 0
-  let bytes = 0
-  for (const plan of planCrop(job.region, tileSize)) {
-    const index = await reader.tileRow(job.level, plan.row)
-    const cids = plan.slices.map((slice) => index.tiles[slice.column]!)
-    const refs = plan.slices.map((slice) => index.refs?.[slice.column] ?? null)
-    // Verified here, on this thread: readTiles hashes every payload against its CID.
-    const stats = { tilesRead: 0, tileBytesRead: 0, indexBlocksRead: 0 }
-    const { payloads, references } = await reader.readTiles(cids, refs, { stats })
-    tiles += stats.tilesRead
-    bytes += stats.tileBytesRead
-    const size = plan.height * job.rowBytes
-    decodeBand(coder, plan, payloads, job.out.subarray(offset, offset + size), references, references && refs.map((ref) => ref?.toString()))
-    offset += size
-  }
-  return { tiles, bytes }
+  // Verified here, on this thread: the reader hashes every payload against its CID.
+  const stats = { tilesRead: 0, tileBytesRead: 0, indexBlocksRead: 0 }
+  await reader.readInto(job.region, job.out, { level: job.level, stats })
+  return { tiles: stats.tilesRead, bytes: stats.tileBytesRead }
 }
 
 /** Verifies every payload against its digest, then decodes the bands into `job.out`. */

@@ -4,8 +4,11 @@
  * worker does everything, index look-ups and reads included, and the calling thread only
  * posts the request. Otherwise the calling thread plans, loads index blocks and reads the
  * payloads, and a worker verifies, decompresses and un-predicts them. Either way the pixels
- * land in shared memory. Used for sampling and by servers; single crops in a CLI process
- * decode on their own thread (ImageReader.bands).
+ * land in shared memory. A pool of no threads decodes on the calling thread (ImageReader.readInto).
+ * Workers and inline reads alike read a local store's payloads into their thread's scratch
+ * buffer rather than a buffer per tile: with one per tile, a worker's collector took a fifth
+ * of a core beside it. Used for sampling and by servers; single crops in a CLI process decode
+ * on their own thread (ImageReader.bands).
  *
  * With a TileCache (the read's, else the reader's, else the pool's), the cache lives on the
  * calling thread and is the one the process's other readers share: this thread plans, looks
@@ -62,8 +65,14 @@ export class DecodePool {
     const rowBytes = region.width * channels * (bitsPerSample / 8)
     const cache = options.tileCache ?? reader.tileCache ?? this.#tileCache
     if (cache !== undefined) return this.#readCached(cache, reader, region, options)
+    if (this.size === 0) {
+      // Inline: the reader's own path, which reads a local store's payloads into its scratch.
+      const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
+      await reader.readInto(region, out, options)
+      return out
+    }
     const location = (reader.store as { location?: unknown }).location
-    if (this.size > 0 && reader.root !== undefined && typeof location === 'string' && location !== 'memory:') {
+    if (reader.root !== undefined && typeof location === 'string' && location !== 'memory:') {
       options.signal?.throwIfAborted()
       const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
       const job: RegionJob = { kind: 'region', location, root: reader.root.toString(), level, region, rowBytes, out }

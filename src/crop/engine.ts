@@ -11,7 +11,7 @@ import { type TileCoder, tileBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore } from '../store/interface.js'
 import { coderFor, decodeBand } from './decode.js'
 import { type BandPlan, planCrop, tileRange, validateRegion } from './plan.js'
-import { prefetchRegion } from './prefetch.js'
+import { type Prefetched, prefetchRegion } from './prefetch.js'
 import { copySlices, type TileCache, tileKey, wholeTilePlan } from './tile-cache.js'
 import type { Segment } from './writers/interface.js'
 
@@ -120,35 +120,73 @@ export class ImageReader {
     const level = options.level ?? 0
     const { width, height } = this.level(level)
     validateRegion(region, width, height)
-    const { tileSize, channels, bitsPerSample } = this.manifest
+    const { channels, bitsPerSample } = this.manifest
     const regionRowBytes = region.width * channels * (bitsPerSample / 8)
-    const cache = options.tileCache ?? this.tileCache
     // Remote stores: every index block, then every tile, asked for at once (./prefetch.ts).
-    const ahead = this.store.remote === true ? await prefetchRegion(this, level, region, cache === undefined, options) : undefined
-    for (const band of planCrop(region, tileSize)) {
+    const ahead = await this.#prefetch(level, region, options)
+    for (const band of planCrop(region, this.manifest.tileSize)) {
       options.signal?.throwIfAborted()
-      const index = await this.tileRow(level, band.row, options)
-      const cids = band.slices.map((slice) => index.tiles[slice.column]!)
-      const refs = band.slices.map((slice) => index.refs?.[slice.column] ?? null)
       const out = new Uint8Array(band.height * regionRowBytes)
-      if (cache !== undefined) {
-        const tiles = await this.#cachedTiles(cache, cids, refs, options)
-        copySlices(band, tiles, tileSize, channels * (bitsPerSample / 8), out, regionRowBytes)
-        cache.release(tiles)
-      } else {
-        // A local store reads the band's payloads into the thread's scratch, verified, and they
-        // are decoded before any other read can run: no await in between (readScratch).
-        const local = ahead === undefined && refs.every((ref) => ref === null) ? this.store.getManyInto?.(cids, readScratch()) : undefined
-        if (local !== undefined) {
-          countRead(options, local)
-          decodeBand(this.#coder, band, local, out)
-        } else {
-          const { payloads, references } = await (ahead?.take(band.row) ?? this.readTiles(cids, refs, options))
-          decodeBand(this.#coder, band, payloads, out, references, references && refs.map((ref) => ref?.toString()))
-        }
-      }
+      await this.#decodeBand(level, band, out, ahead, options)
       yield { y: band.regionY, height: band.height, data: out }
     }
+  }
+
+  /**
+   * The region's pixels into `out`, rows contiguous (interleaved samples, 16-bit little-endian):
+   * what `bands` yields, without a buffer per band. For readers that decode many regions into
+   * buffers of their own (DecodePool). Validates the region first; `out` must hold it exactly.
+   */
+  async readInto(region: Region, out: Uint8Array, options: ReadOptions = {}): Promise<void> {
+    const level = options.level ?? 0
+    const { width, height } = this.level(level)
+    validateRegion(region, width, height)
+    const { channels, bitsPerSample } = this.manifest
+    const regionRowBytes = region.width * channels * (bitsPerSample / 8)
+    if (out.length !== region.height * regionRowBytes) {
+      throw new InvalidArgumentError(`Expected a buffer of ${region.height * regionRowBytes} bytes but received ${out.length}`)
+    }
+    const ahead = await this.#prefetch(level, region, options)
+    for (const band of planCrop(region, this.manifest.tileSize)) {
+      options.signal?.throwIfAborted()
+      await this.#decodeBand(
+        level,
+        band,
+        out.subarray(band.regionY * regionRowBytes, (band.regionY + band.height) * regionRowBytes),
+        ahead,
+        options,
+      )
+    }
+  }
+
+  #prefetch(level: number, region: Region, options: ReadOptions): Promise<Prefetched | undefined> {
+    if (this.store.remote !== true) return Promise.resolve(undefined)
+    return prefetchRegion(this, level, region, (options.tileCache ?? this.tileCache) === undefined, options)
+  }
+
+  /** Decodes one band of a region into `out` (its rows, contiguous). */
+  async #decodeBand(level: number, band: BandPlan, out: Uint8Array, ahead: Prefetched | undefined, options: ReadOptions): Promise<void> {
+    const { tileSize, channels, bitsPerSample } = this.manifest
+    const cache = options.tileCache ?? this.tileCache
+    const index = await this.tileRow(level, band.row, options)
+    const cids = band.slices.map((slice) => index.tiles[slice.column]!)
+    const refs = band.slices.map((slice) => index.refs?.[slice.column] ?? null)
+    if (cache !== undefined) {
+      const tiles = await this.#cachedTiles(cache, cids, refs, options)
+      copySlices(band, tiles, tileSize, channels * (bitsPerSample / 8), out, out.length / band.height)
+      cache.release(tiles)
+      return
+    }
+    // A local store reads the band's payloads into the thread's scratch, verified, and they
+    // are decoded before any other read can run: no await in between (readScratch).
+    const local = ahead === undefined && refs.every((ref) => ref === null) ? this.store.getManyInto?.(cids, readScratch()) : undefined
+    if (local !== undefined) {
+      countRead(options, local)
+      decodeBand(this.#coder, band, local, out)
+      return
+    }
+    const { payloads, references } = await (ahead?.take(band.row) ?? this.readTiles(cids, refs, options))
+    decodeBand(this.#coder, band, payloads, out, references, references && refs.map((ref) => ref?.toString()))
   }
 
   /**

@@ -68,16 +68,16 @@ describe.each([0, 2])('DecodePool with %i threads', (threads) => {
   })
 })
 
-describe('DecodePool on the pack store (workers read the packs themselves)', () => {
-  it('decodes exactly and detects a corrupted pack byte by hash', async () => {
+describe('DecodePool on the pack store (workers read the packs themselves; inline, into the read scratch)', () => {
+  it.each([2, 0])('decodes exactly and detects a corrupted pack byte by hash, with %i threads', async (threads) => {
     const { openStore } = await import('../../src/image.js')
     const { readdir, readFile, writeFile } = await import('node:fs/promises')
-    const storeDir = join(dir, 'pack-store')
+    const storeDir = join(dir, `pack-store-${threads}`)
     const store = await openStore(storeDir)
-    const pool = new DecodePool(2)
+    const pool = new DecodePool(threads)
     try {
       const source = makeImage(90, 70, 3, 8, 9)
-      const path = join(dir, 'pool-pack.pam')
+      const path = join(dir, `pool-pack-${threads}.pam`)
       await writePam(path, source)
       const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
       const image = await openImage(store, cid)

@@ -52,7 +52,17 @@ describe('ImageReader on the pack store (a tile row in one read)', () => {
         expect(Buffer.compare(Buffer.concat(bands), naiveCrop(source, region))).toBe(0)
         const columns = Math.floor((region.x + region.width - 1) / 32) - Math.floor(region.x / 32) + 1
         expect(stats.tilesRead).toBe(columns * bands.length)
+        // The same into one buffer, counted the same.
+        const into = new Uint8Array(region.width * region.height * channels * (bits / 8))
+        const intoStats = emptyStats()
+        await image.reader.readInto(region, into, { stats: intoStats })
+        expect(Buffer.compare(into, naiveCrop(source, region))).toBe(0)
+        // (Its index blocks are cached by now.)
+        expect({ ...intoStats, indexBlocksRead: 0 }).toEqual({ ...stats, indexBlocksRead: 0 })
       }
+      await expect(image.reader.readInto({ x: 0, y: 0, width: 2, height: 2 }, new Uint8Array(3))).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARGUMENT',
+      })
     } finally {
       await store.close()
     }
@@ -75,6 +85,16 @@ describe('ImageReader on the pack store (a tile row in one read)', () => {
         expect(result.error).toBeUndefined()
         expect(Buffer.compare(result.bytes, naiveCrop(source, regions[i]!))).toBe(0)
       }
+      // readInto, through the same scratch, beside bands.
+      const intos = await Promise.all(
+        regions.map(async (region, i) => {
+          if (i % 2 === 0) return (await crop(image, region)).bytes
+          const out = new Uint8Array(region.width * region.height * 3)
+          await image.reader.readInto(region, out)
+          return out
+        }),
+      )
+      for (const [i, bytes] of intos.entries()) expect(Buffer.compare(bytes, naiveCrop(source, regions[i]!))).toBe(0)
       // A scratch too small for the band: the store says so (the reader then reads it another way).
       const index = await image.reader.tileRow(0, 0)
       const cids = index.tiles.slice(0, 10)
@@ -148,6 +168,9 @@ describe('ImageReader on the pack store (a tile row in one read)', () => {
         // Only the first band (tile row 0) came out, and it is right.
         expect(result.bands).toHaveLength(1)
         expect(Buffer.compare(result.bytes, naiveCrop(source, { ...region, height: 22 }))).toBe(0)
+        await expect(image.reader.readInto(region, new Uint8Array(region.width * region.height * 3))).rejects.toMatchObject({
+          code: 'ERR_INTEGRITY',
+        })
         // A region that does not touch the tile still crops.
         const other = { x: 0, y: 64, width: 128, height: 32 }
         expect(Buffer.compare((await crop(image, other)).bytes, naiveCrop(source, other))).toBe(0)
