@@ -4,6 +4,7 @@
  * order with a bounded window of reads in flight, plus the batch writers (one .npy array of
  * shape (count, height, width, channels), or the samples concatenated).
  */
+import { availableParallelism } from 'node:os'
 import type { ImageReader, ReadOptions } from './crop/engine.js'
 import { loadVersion, resolveSpecifier } from './dataset/dataset.js'
 import { parseSpecifier } from './dataset/names.js'
@@ -60,17 +61,18 @@ export { DecodePool } from './crop/decode-pool.js'
 
 /**
  * Decode threads for one of `processes` sampling processes sharing a machine of `cores` cores
- * (the shards of one batch): its share of the cores, and none (decoding on the calling thread)
- * when that share is one core or less. Two shard processes on two cores with a decode thread
- * per core each gave fewer samples/s than one process; decoding on their own threads, 1.3x more
- * (bench/README.md, One store, many processes).
+ * (the shards of one batch): alone, one per core (defaultThreads); else its share of the cores,
+ * and none (decoding on the calling thread) when that share is one core or less. Two shard
+ * processes on two cores with a decode thread per core each gave fewer samples/s than one
+ * process; decoding on their own threads, 1.3x more (bench/README.md, One store, many processes).
  */
-export function shardThreads(processes: number, cores: number = defaultThreads()): number {
+export function shardThreads(processes: number, cores: number = availableParallelism()): number {
   if (!Number.isSafeInteger(processes) || processes < 1) {
     throw new InvalidArgumentError(`Expected a positive integer for processes but received ${String(processes)}`)
   }
+  if (processes === 1) return defaultThreads(cores)
   const share = Math.floor(cores / processes)
-  return share <= 1 ? 0 : share
+  return share <= 1 ? 0 : defaultThreads(share)
 }
 
 /** What planSamples needs to know of each image: the size of the sampled level and its tile size. */

@@ -50,9 +50,9 @@ function fromWire(wire: WireError): Error {
   return error
 }
 
-/** The default thread count: one per core, at most 8. */
-export function defaultThreads(): number {
-  return Math.min(availableParallelism(), 8)
+/** The default thread count: one per core (of `cores`, default all), at most 8. */
+export function defaultThreads(cores: number = availableParallelism()): number {
+  return Math.min(cores, 8)
 }
 
 /** Runs `Job`s through the function a worker module registers with `serveJobs`. */

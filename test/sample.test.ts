@@ -378,15 +378,17 @@ describe('sampleCrops', () => {
 
 describe('shardThreads', () => {
   it('gives a shard process its share of the cores, and none when that is one core or less', () => {
-    expect(shardThreads(1, 8)).toBe(8)
+    // Alone: one per core, at most 8.
+    expect(shardThreads(1, 1)).toBe(1)
+    expect(shardThreads(1, 2)).toBe(2)
+    expect(shardThreads(1, 32)).toBe(8)
     expect(shardThreads(2, 8)).toBe(4)
     expect(shardThreads(3, 8)).toBe(2)
     expect(shardThreads(4, 8)).toBe(2)
     expect(shardThreads(5, 8)).toBe(0)
     expect(shardThreads(2, 2)).toBe(0)
-    expect(shardThreads(1, 2)).toBe(2)
-    expect(shardThreads(1, 1)).toBe(0)
     expect(shardThreads(16, 2)).toBe(0)
+    expect(shardThreads(2, 64)).toBe(8)
   })
 
   it('rejects a count of processes that is not a positive integer', () => {
