@@ -223,14 +223,24 @@ export class ImageReader {
     const { tileSize, channels, bitsPerSample } = this.manifest
     const keys = cids.map((cid, i) => tileKey(cid, tileSize, channels, bitsPerSample, this.#coder.codec.predictor, refs[i]))
     const tiles = await cache.getMany(keys, async (missing) => {
-      const { payloads, references } = await this.readTiles(
-        missing.map((i) => cids[i]!),
-        missing.map((i) => refs[i] ?? null),
-        { stats: options.stats },
-      )
+      const need = missing.map((i) => cids[i]!)
+      const needRefs = missing.map((i) => refs[i] ?? null)
       const plan: BandPlan = wholeTilePlan(tileSize)
+      const bytes = tileBytes(this.#coder.shape)
+      // A local store reads plain tiles into the thread's scratch, verified, and they are decoded
+      // before any other read can run (readScratch): no buffer per payload for the collector.
+      const local = needRefs.every((ref) => ref === null) ? this.store.getManyInto?.(need, readScratch()) : undefined
+      if (local !== undefined) {
+        countRead(options, local)
+        return local.map((payload) => {
+          const tile = cache.allocate(bytes)
+          decodeBand(this.#coder, plan, [payload], tile)
+          return tile
+        })
+      }
+      const { payloads, references } = await this.readTiles(need, needRefs, { stats: options.stats })
       return payloads.map((payload, j) => {
-        const tile = cache.allocate(tileBytes(this.#coder.shape))
+        const tile = cache.allocate(bytes)
         const reference = references?.[j]
         decodeBand(this.#coder, plan, [payload], tile, reference === undefined ? undefined : [reference])
         return tile

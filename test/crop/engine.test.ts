@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Region } from '../../src/format/interface.js'
+import { TileCache } from '../../src/crop/tile-cache.js'
 import { emptyStats, importImage, openImage, openStore, type TesseraImage } from '../../src/image.js'
 import { makeImage, naiveCrop, type TestImage, writePam } from '../helpers/oracle.js'
 
@@ -130,6 +131,60 @@ describe('ImageReader on the pack store (a tile row in one read)', () => {
       expect(Buffer.compare((await crop(image, whole)).bytes, naiveCrop(source, whole))).toBe(0)
       expect(Buffer.compare((await crop(image, part)).bytes, naiveCrop(source, part))).toBe(0)
       expect(answers).toEqual([false, true])
+    } finally {
+      await store.close()
+    }
+  })
+
+  it('decodes through a tile cache from the read scratch: exact, counted, and a corrupted tile fails, never cached', async () => {
+    const storeDir = join(dir, 'cached')
+    const store = await openStore(storeDir)
+    try {
+      const source: TestImage = makeImage(160, 96, 3, 8, 6)
+      const path = join(dir, 'cached.pam')
+      await writePam(path, source)
+      const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
+      const image = await openImage(store, cid)
+      const cache = new TileCache({ maxBytes: 1 << 20 })
+      image.reader.tileCache = cache
+      const getManyInto = store.getManyInto!.bind(store)
+      const answers: boolean[] = []
+      store.getManyInto = (cids, scratch) => {
+        const blocks = getManyInto(cids, scratch)
+        answers.push(blocks !== undefined)
+        return blocks
+      }
+      const regions = [
+        { x: 0, y: 0, width: 160, height: 96 },
+        { x: 17, y: 9, width: 100, height: 70 },
+        { x: 159, y: 95, width: 1, height: 1 },
+      ]
+      for (const region of regions) {
+        const stats = emptyStats()
+        const bands: Uint8Array[] = []
+        for await (const band of image.reader.bands(region, { stats })) bands.push(band.data)
+        expect(Buffer.compare(Buffer.concat(bands), naiveCrop(source, region))).toBe(0)
+        // The first crop reads every tile; the others find theirs decoded.
+        expect(stats.tilesRead).toBe(region === regions[0] ? 15 : 0)
+      }
+      expect(cache.stats).toMatchObject({ decoded: 15, tiles: 15 })
+      // One read per tile row of the first crop, each into the scratch.
+      expect(answers).toEqual([true, true, true])
+      // A corrupted payload in the pack, with the cache emptied: ERR_INTEGRITY, and nothing cached for it.
+      const tile = (await image.reader.tileRow(0, 1)).tiles[2]!
+      const payload = await store.get(tile)
+      const [pack] = (await readdir(join(storeDir, 'packs'))).filter((name) => name.endsWith('.pack'))
+      const packPath = join(storeDir, 'packs', pack!)
+      const bytes = await readFile(packPath)
+      const corrupt = Buffer.from(bytes)
+      corrupt[bytes.indexOf(Buffer.from(payload)) + Math.floor(payload.length / 2)]! ^= 0x10
+      await writeFile(packPath, corrupt)
+      cache.clear()
+      const region = { x: 64, y: 32, width: 40, height: 40 }
+      await expect(crop(image, region)).resolves.toMatchObject({ error: expect.objectContaining({ code: 'ERR_INTEGRITY' }) })
+      expect(cache.stats.tiles).toBe(0)
+      await writeFile(packPath, bytes)
+      expect(Buffer.compare((await crop(image, region)).bytes, naiveCrop(source, region))).toBe(0)
     } finally {
       await store.close()
     }
