@@ -26,6 +26,49 @@ async function crop(image: TesseraImage, region: Region): Promise<{ bytes: Uint8
   return { bytes: Buffer.concat(bands), bands }
 }
 
+type PackStore = Awaited<ReturnType<typeof openStore>>
+
+/** `source` imported into a new pack store `name` (32-pixel tiles), given to `use`; closed after. */
+async function withStoredImage(
+  name: string,
+  source: TestImage,
+  use: (store: PackStore, image: TesseraImage, storeDir: string) => Promise<void>,
+): Promise<void> {
+  const storeDir = join(dir, name)
+  const store = await openStore(storeDir)
+  try {
+    const path = join(dir, `${name}.pam`)
+    await writePam(path, source)
+    const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
+    await use(store, await openImage(store, cid), storeDir)
+  } finally {
+    await store.close()
+  }
+}
+
+/** The store's one pack file, its bytes, and where in it `payload` lies (once). */
+async function packHolding(storeDir: string, payload: Uint8Array): Promise<{ packPath: string; bytes: Buffer; at: number }> {
+  const [pack] = (await readdir(join(storeDir, 'packs'))).filter((name) => name.endsWith('.pack'))
+  const packPath = join(storeDir, 'packs', pack!)
+  const bytes = await readFile(packPath)
+  const at = bytes.indexOf(Buffer.from(payload))
+  expect(at).toBeGreaterThan(0)
+  expect(bytes.indexOf(Buffer.from(payload), at + 1)).toBe(-1)
+  return { packPath, bytes, at }
+}
+
+/** Whether each of the store's reads into a scratch buffer succeeded, from now on. */
+function scratchReads(store: PackStore): boolean[] {
+  const getManyInto = store.getManyInto!.bind(store)
+  const answers: boolean[] = []
+  store.getManyInto = (cids, scratch) => {
+    const blocks = getManyInto(cids, scratch)
+    answers.push(blocks !== undefined)
+    return blocks
+  }
+  return answers
+}
+
 describe('ImageReader on the pack store (a tile row in one read)', () => {
   it.each([
     [3, 8],
@@ -119,13 +162,7 @@ describe('ImageReader on the pack store (a tile row in one read)', () => {
       await writePam(path, source)
       const { cid } = await importImage(store, path, { workers: 0 })
       const image = await openImage(store, cid)
-      const getManyInto = store.getManyInto!.bind(store)
-      const answers: boolean[] = []
-      store.getManyInto = (cids, scratch) => {
-        const blocks = getManyInto(cids, scratch)
-        answers.push(blocks !== undefined)
-        return blocks
-      }
+      const answers = scratchReads(store)
       const whole = { x: 0, y: 0, width: 8192, height: 256 }
       const part = { x: 300, y: 10, width: 512, height: 200 }
       expect(Buffer.compare((await crop(image, whole)).bytes, naiveCrop(source, whole))).toBe(0)
@@ -137,23 +174,11 @@ describe('ImageReader on the pack store (a tile row in one read)', () => {
   })
 
   it('decodes through a tile cache from the read scratch: exact, counted, and a corrupted tile fails, never cached', async () => {
-    const storeDir = join(dir, 'cached')
-    const store = await openStore(storeDir)
-    try {
-      const source: TestImage = makeImage(160, 96, 3, 8, 6)
-      const path = join(dir, 'cached.pam')
-      await writePam(path, source)
-      const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
-      const image = await openImage(store, cid)
+    const source: TestImage = makeImage(160, 96, 3, 8, 6)
+    await withStoredImage('cached', source, async (store, image, storeDir) => {
       const cache = new TileCache({ maxBytes: 1 << 20 })
       image.reader.tileCache = cache
-      const getManyInto = store.getManyInto!.bind(store)
-      const answers: boolean[] = []
-      store.getManyInto = (cids, scratch) => {
-        const blocks = getManyInto(cids, scratch)
-        answers.push(blocks !== undefined)
-        return blocks
-      }
+      const answers = scratchReads(store)
       const regions = [
         { x: 0, y: 0, width: 160, height: 96 },
         { x: 17, y: 9, width: 100, height: 70 },
@@ -171,13 +196,10 @@ describe('ImageReader on the pack store (a tile row in one read)', () => {
       // One read per tile row of the first crop, each into the scratch.
       expect(answers).toEqual([true, true, true])
       // A corrupted payload in the pack, with the cache emptied: ERR_INTEGRITY, and nothing cached for it.
-      const tile = (await image.reader.tileRow(0, 1)).tiles[2]!
-      const payload = await store.get(tile)
-      const [pack] = (await readdir(join(storeDir, 'packs'))).filter((name) => name.endsWith('.pack'))
-      const packPath = join(storeDir, 'packs', pack!)
-      const bytes = await readFile(packPath)
+      const payload = await store.get((await image.reader.tileRow(0, 1)).tiles[2]!)
+      const { packPath, bytes, at } = await packHolding(storeDir, payload)
       const corrupt = Buffer.from(bytes)
-      corrupt[bytes.indexOf(Buffer.from(payload)) + Math.floor(payload.length / 2)]! ^= 0x10
+      corrupt[at + Math.floor(payload.length / 2)]! ^= 0x10
       await writeFile(packPath, corrupt)
       cache.clear()
       const region = { x: 64, y: 32, width: 40, height: 40 }
@@ -185,29 +207,15 @@ describe('ImageReader on the pack store (a tile row in one read)', () => {
       expect(cache.stats.tiles).toBe(0)
       await writeFile(packPath, bytes)
       expect(Buffer.compare((await crop(image, region)).bytes, naiveCrop(source, region))).toBe(0)
-    } finally {
-      await store.close()
-    }
+    })
   })
 
   it('fails a crop with ERR_INTEGRITY on a corrupted tile in the middle of a row, never yielding its pixels', async () => {
-    const storeDir = join(dir, 'corrupt')
-    const store = await openStore(storeDir)
-    try {
-      const source: TestImage = makeImage(128, 96, 3, 8, 5)
-      const path = join(dir, 'corrupt.pam')
-      await writePam(path, source)
-      const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
-      const image = await openImage(store, cid)
+    const source: TestImage = makeImage(128, 96, 3, 8, 5)
+    await withStoredImage('corrupt', source, async (store, image, storeDir) => {
       // Tile (column 2, row 1): the middle of the second band of the region below.
-      const tile = (await image.reader.tileRow(0, 1)).tiles[2]!
-      const payload = await store.get(tile)
-      const [pack] = (await readdir(join(storeDir, 'packs'))).filter((name) => name.endsWith('.pack'))
-      const packPath = join(storeDir, 'packs', pack!)
-      const bytes = await readFile(packPath)
-      const at = bytes.indexOf(Buffer.from(payload))
-      expect(at).toBeGreaterThan(0)
-      expect(bytes.indexOf(Buffer.from(payload), at + 1)).toBe(-1)
+      const payload = await store.get((await image.reader.tileRow(0, 1)).tiles[2]!)
+      const { packPath, bytes, at } = await packHolding(storeDir, payload)
       const region = { x: 20, y: 10, width: 100, height: 80 }
       const good = await crop(image, region)
       expect(good.error).toBeUndefined()
@@ -232,8 +240,6 @@ describe('ImageReader on the pack store (a tile row in one read)', () => {
       }
       await writeFile(packPath, bytes)
       expect(Buffer.compare((await crop(image, region)).bytes, naiveCrop(source, region))).toBe(0)
-    } finally {
-      await store.close()
-    }
+    })
   })
 })
