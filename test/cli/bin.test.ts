@@ -44,6 +44,11 @@ it('bin/tessera (the package bin) runs bin/tessera.js under glibc malloc and V8 
     const run = spawnSync(link, ['crop', 'a b', '-o', '-'], { env })
     expect(run.status).toBe(3)
     expect(run.stdout.toString()).toBe(`2 131072 [--max-semi-space-size=2] ${join(root, 'bin/tessera.js')} crop a b -o -\n`)
+    // `sample` leaves glibc's mmap threshold alone, unless the user set one.
+    const sample = spawnSync(link, ['sample', 'x'], { env })
+    expect(sample.stdout.toString()).toBe(`2  [--max-semi-space-size=2] ${join(root, 'bin/tessera.js')} sample x\n`)
+    const sampleMine = spawnSync(link, ['sample', 'x'], { env: { ...env, MALLOC_MMAP_THRESHOLD_: '65536' } })
+    expect(sampleMine.stdout.toString()).toBe(`2 65536 [--max-semi-space-size=2] ${join(root, 'bin/tessera.js')} sample x\n`)
     // The user's settings win: a variable already set, an option later in NODE_OPTIONS.
     const mine = spawnSync(link, ['ls'], { env: { ...env, MALLOC_ARENA_MAX: '8', NODE_OPTIONS: '--max-semi-space-size=16' } })
     expect(mine.stdout.toString()).toBe(`8 131072 [--max-semi-space-size=2 --max-semi-space-size=16] ${join(root, 'bin/tessera.js')} ls\n`)
