@@ -16,7 +16,7 @@
  *      both CLIs: a counting HTTP proxy on 127.0.0.1 in front of Ceph) against the compressed
  *      bytes of the tiles the crop intersects: Tessera <= 1.5x.
  *
- *   eval "$(bash scripts/s3-up.sh /tmp/tessera-s3 17480)"    # else the bench runs this itself
+ *   eval "$(bash scripts/s3-up.sh /tmp/tessera-s3 17484)"    # else the bench runs this itself
  *   npm run bench:s3 [-- --data DIR] [--crops 20] [--inproc 100] [--seed 1] [--runs 1] [--skip-build] [--keep]
  *
  * Nothing leaves 127.0.0.1: the endpoint must be loopback, the AWS SDK and GDAL get
@@ -66,9 +66,15 @@ const inprocCount = Number(values.inproc)
 const SIZE = 512
 
 // ---------------------------------------------------------------- S3 and the network rule
+// Not .ci/run's 17480 (and 17481 for its monitor): the cluster is left running, and CI's would
+// then find its ports taken.
+const BENCH_S3_PORT = '17484'
 if (!process.env.AWS_ENDPOINT_URL && !process.env.AWS_ENDPOINT_URL_S3) {
-  console.log('No AWS_ENDPOINT_URL: starting (or reusing) the local Ceph S3 with scripts/s3-up.sh /tmp/tessera-s3 17480 ...')
-  const up = spawnSync('bash', ['scripts/s3-up.sh', '/tmp/tessera-s3', '17480'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  console.log(`No AWS_ENDPOINT_URL: starting (or reusing) the local Ceph S3 with scripts/s3-up.sh /tmp/tessera-s3 ${BENCH_S3_PORT} ...`)
+  const up = spawnSync('bash', ['scripts/s3-up.sh', '/tmp/tessera-s3', BENCH_S3_PORT], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
   if (up.status !== 0) throw new Error('scripts/s3-up.sh failed')
   for (const match of up.stdout.matchAll(/^export ([A-Z0-9_]+)=(.*)$/gm)) process.env[match[1]!] = match[2]!
   console.log('(left running; stop it with: bash scripts/s3-down.sh /tmp/tessera-s3)')
