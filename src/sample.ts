@@ -64,7 +64,7 @@ export { DecodePool } from './crop/decode-pool.js'
  * (the shards of one batch): alone, one per core (defaultThreads); else its share of the cores,
  * and none (decoding on the calling thread) when that share is one core or less. Two shard
  * processes on two cores with a decode thread per core each gave fewer samples/s than one
- * process; decoding on their own threads, 1.3x more (bench/README.md, One store, many processes).
+ * process; decoding on their own threads, 1.1-1.3x more (bench/README.md, One store, many processes).
  */
 export function shardThreads(processes: number, cores: number = availableParallelism()): number {
   if (!Number.isSafeInteger(processes) || processes < 1) {

@@ -7,7 +7,8 @@
  * land in shared memory. A pool of no threads decodes on the calling thread (ImageReader.readInto).
  * Workers and inline reads alike read a local store's payloads into their thread's scratch
  * buffer rather than a buffer per tile: with one per tile, a worker's collector took a fifth
- * of a core beside it. Used for sampling and by servers; single crops in a CLI process decode
+ * of a core beside it. Used for sampling and by programs that read many regions at once (a
+ * server decodes on its own thread, through its TileCache); single crops in a CLI process decode
  * on their own thread (ImageReader.bands).
  *
  * With a TileCache (the read's, else the reader's, else the pool's), the cache lives on the
