@@ -4,6 +4,7 @@
  * its segments), read a stored tile, describe it and verify it.
  */
 import { tmpdir } from 'node:os'
+import type { DecodePool } from './crop/decode-pool.js'
 import { type CropStats, ImageReader } from './crop/engine.js'
 import { clipRegion, validateRegion } from './crop/plan.js'
 import { type OutputFormatSpec, outputCompression, outputFormat } from './crop/writers/formats.js'
@@ -105,6 +106,12 @@ export interface CropOptions extends AbortOptions {
   readonly stats?: CropStats
   /** Where large TIFF re-encodes spool (default the OS temp dir). */
   readonly tmpDir?: string
+  /**
+   * Threads that decode the region's tile rows ahead of the writer (DecodePool.bands), for
+   * large crops and exports; default: the calling thread decodes. Unused when the output is
+   * the stored payloads (a tile-aligned zstd TIFF).
+   */
+  readonly decodePool?: DecodePool
 }
 
 /** An output file, validated and ready to be produced (see cropOutput). */
@@ -170,8 +177,18 @@ export async function cropOutput(image: TesseraImage, region: Region | undefined
     const length = segments.reduce((sum, segment) => sum + segment.length, 0)
     return { format, region: target, level, length, segments, bytes: () => bytes }
   }
-  const bytes = format.write(init, reader.bands(target, read), { tmpDir: options.tmpDir ?? tmpdir(), signal: options.signal })
+  const bands = options.decodePool === undefined ? reader.bands(target, read) : options.decodePool.bands(reader, target, read)
+  const bytes = format.write(init, bands, { tmpDir: options.tmpDir ?? tmpdir(), signal: options.signal })
   return { format, region: target, level, length: format.length(init), segments: undefined, bytes: () => bytes }
+}
+
+/**
+ * Threads for CropOptions.decodePool (`threads` default: one per core, at most 8), loaded only
+ * when asked for. Close it when done.
+ */
+export async function openDecodePool(threads?: number): Promise<DecodePool> {
+  const { DecodePool } = await import('./crop/decode-pool.js')
+  return new DecodePool(threads)
 }
 
 /** Crops `region` (of `options.level`) to an output file's bytes, streamed (see cropOutput). */

@@ -42,13 +42,19 @@ export interface RegionJob {
   readonly level: number
   readonly region: Region
   readonly rowBytes: number
-  readonly out: Uint8Array
+  /**
+   * Receives the region's rows (shared memory). Absent: the worker allocates them and moves
+   * them back (`RegionRead.pixels`), so that no thread holds them once the caller lets go (a
+   * worker collects its heap rarely, and a shared buffer lives while any thread refers to it).
+   */
+  readonly out?: Uint8Array
 }
 
-/** What a region job read: for the caller's CropStats. */
+/** What a region job read: for the caller's CropStats, and the rows when the job gave no `out`. */
 export interface RegionRead {
   readonly tiles: number
   readonly bytes: number
+  readonly pixels?: Uint8Array
 }
 
 // Each worker opens a store once and keeps it (readers take no lock), and keeps a few images open.
@@ -82,8 +88,9 @@ export async function decodeRegion(job: RegionJob): Promise<RegionRead> {
   const reader = await openReader(job.location, job.root)
   // Verified here, on this thread: the reader hashes every payload against its CID.
   const stats = { tilesRead: 0, tileBytesRead: 0, indexBlocksRead: 0 }
-  await reader.readInto(job.region, job.out, { level: job.level, stats })
-  return { tiles: stats.tilesRead, bytes: stats.tileBytesRead }
+  const out = job.out ?? new Uint8Array(job.region.height * job.rowBytes)
+  await reader.readInto(job.region, out, { level: job.level, stats })
+  return { tiles: stats.tilesRead, bytes: stats.tileBytesRead, ...(job.out === undefined ? { pixels: out } : {}) }
 }
 
 /** Verifies every payload against its digest, then decodes the bands into `job.out`. */

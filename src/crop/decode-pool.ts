@@ -7,9 +7,9 @@
  * land in shared memory. A pool of no threads decodes on the calling thread (ImageReader.readInto).
  * Workers and inline reads alike read a local store's payloads into their thread's scratch
  * buffer rather than a buffer per tile: with one per tile, a worker's collector took a fifth
- * of a core beside it. Used for sampling and by programs that read many regions at once (a
- * server decodes on its own thread, through its TileCache); single crops in a CLI process decode
- * on their own thread (ImageReader.bands).
+ * of a core beside it. Used for sampling, by programs that read many regions at once, and by
+ * the CLI for crops and exports of 1024 tiles or more (`bands`); a server decodes on its own
+ * thread, through its TileCache, and smaller CLI crops on theirs (ImageReader.bands).
  *
  * With a TileCache (the read's, else the reader's, else the pool's), the cache lives on the
  * calling thread and is the one the process's other readers share: this thread plans, looks
@@ -20,7 +20,7 @@
  */
 
 import type { CID } from '../format/block.js'
-import type { Region } from '../format/interface.js'
+import type { Band, Region } from '../format/interface.js'
 import { tileBytes } from '../format/tile-codec.js'
 import { defaultThreads, WorkerPool } from '../threads.js'
 import { type DecodeJob, decodeJob, type RegionJob, type RegionRead } from './decode-job.js'
@@ -58,7 +58,12 @@ export class DecodePool {
    * buffer of shared memory. For crops that fit in memory; stream large ones with
    * ImageReader.bands.
    */
-  async read(reader: ImageReader, region: Region, options: ReadOptions = {}): Promise<Uint8Array> {
+  read(reader: ImageReader, region: Region, options: ReadOptions = {}): Promise<Uint8Array> {
+    return this.#read(reader, region, options, false)
+  }
+
+  /** `read`; `owned`: the rows may come in memory of their own rather than shared (see RegionJob.out). */
+  async #read(reader: ImageReader, region: Region, options: ReadOptions, owned: boolean): Promise<Uint8Array> {
     const level = options.level ?? 0
     const { width, height } = reader.level(level)
     validateRegion(region, width, height)
@@ -75,14 +80,14 @@ export class DecodePool {
     const location = (reader.store as { location?: unknown }).location
     if (reader.root !== undefined && typeof location === 'string' && location !== 'memory:') {
       options.signal?.throwIfAborted()
-      const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
-      const job: RegionJob = { kind: 'region', location, root: reader.root.toString(), level, region, rowBytes, out }
+      const out = owned ? undefined : new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
+      const job: RegionJob = { kind: 'region', location, root: reader.root.toString(), level, region, rowBytes, ...(out && { out }) }
       const read = (await this.#pool.run(job)) as RegionRead
       if (options.stats) {
         options.stats.tilesRead += read.tiles
         options.stats.tileBytesRead += read.bytes
       }
-      return out
+      return out ?? read.pixels!
     }
     const bands: Array<DecodeJob['bands'][number]> = []
     for (const plan of planCrop(region, tileSize)) {
@@ -96,6 +101,40 @@ export class DecodePool {
     const out = new Uint8Array(new SharedArrayBuffer(region.height * rowBytes))
     await this.#pool.run({ shape: { tileSize, channels, bitsPerSample }, codec, rowBytes, bands, out })
     return out
+  }
+
+  /**
+   * The region's pixels band by band, in order, as ImageReader.bands yields them: each tile row
+   * read as one region by a thread, `ahead` rows in flight (default one per thread),
+   * so that a large crop or an export decodes on every core while the caller writes. A band
+   * read on a worker comes back in memory of its own, freed once the caller lets go of it.
+   */
+  async *bands(reader: ImageReader, region: Region, options: ReadOptions & { readonly ahead?: number } = {}): AsyncGenerator<Band> {
+    const { width, height } = reader.level(options.level ?? 0)
+    validateRegion(region, width, height)
+    const plans = [...planCrop(region, reader.manifest.tileSize)]
+    const ahead = Math.max(1, options.ahead ?? this.size)
+    const inFlight: Array<{ plan: BandPlan; data: Promise<Uint8Array> }> = []
+    let next = 0
+    const start = () => {
+      const plan = plans[next++]!
+      const data = this.#read(reader, { x: region.x, y: region.y + plan.regionY, width: region.width, height: plan.height }, options, true)
+      // Awaited in order below; until then a failure must not count as unhandled.
+      data.catch(() => {})
+      inFlight.push({ plan, data })
+    }
+    try {
+      while (inFlight.length < ahead && next < plans.length) start()
+      while (inFlight.length > 0) {
+        const { plan, data } = inFlight.shift()!
+        const pixels = await data
+        if (next < plans.length) start()
+        yield { y: plan.regionY, height: plan.height, data: pixels }
+      }
+    } finally {
+      // A consumer that stops early (or a failed band) leaves no read running behind it.
+      await Promise.allSettled(inFlight.map(({ data }) => data))
+    }
   }
 
   /** `read` through a tile cache: missing tiles decoded whole on the threads, the region copied out here. */

@@ -94,6 +94,38 @@ describe('tessera CLI', () => {
     expect(Buffer.compare(pam.subarray(pam.length - source.data.length), source.data)).toBe(0)
   })
 
+  it('decodes a crop or export of 1024 tiles or more on a thread per core, exactly; PNG keeps its own threads', async () => {
+    const big = makeImage(600, 520, 3, 8, 21)
+    await writePam(join(dir, 'big.pam'), big)
+    const imported = await run('import', 'big.pam', '--tile-size', '16')
+    const bigCid = imported.stdout.toString().trim()
+    // 38 x 33 tiles.
+    const exported = await run('export', bigCid, '-f', 'raw', '-o', '-', '--stats')
+    expect(exported.code).toBe(0)
+    expect(exported.stderr.toString()).toMatch(/tiles read: 1254, .*, decoded on \d+ threads\n$/)
+    expect(Buffer.compare(exported.stdout, big.data)).toBe(0)
+    const region = { x: 7, y: 9, width: 590, height: 500 }
+    const cropped = await run('crop', bigCid, '--region', '7,9,590,500', '-o', 'big.pam', '--stats')
+    expect(cropped.stderr.toString()).toMatch(/decoded on \d+ threads/)
+    const pam = await readFile(join(dir, 'big.pam'))
+    expect(Buffer.compare(pam.subarray(pam.length - region.width * region.height * 3), naiveCrop(big, region))).toBe(0)
+    // Smaller crops, and PNG (deflated on its own threads), decode on the calling thread.
+    const small = await run('crop', bigCid, '--region', '7,9,300,300', '-f', 'raw', '-o', '-', '--stats')
+    expect(small.stderr.toString()).not.toContain('decoded on')
+    expect(Buffer.compare(small.stdout, naiveCrop(big, { x: 7, y: 9, width: 300, height: 300 }))).toBe(0)
+    const png = await run('export', bigCid, '-o', 'big.png', '--stats')
+    expect(png.code).toBe(0)
+    expect(png.stderr.toString()).not.toContain('decoded on')
+    // Nor does a tile-aligned zstd TIFF, which is the stored payloads.
+    const tiff = await run('export', bigCid, '-o', 'big.tiff', '--stats')
+    expect(tiff.code).toBe(0)
+    expect(tiff.stderr.toString()).not.toContain('decoded on')
+    const unaligned = await run('crop', bigCid, '--region', '1,0,599,520', '-o', 'big2.tiff', '--stats')
+    expect(unaligned.stderr.toString()).toMatch(/decoded on \d+ threads/)
+    execFileSync('vips', ['rawsave', join(dir, 'big2.tiff'), join(dir, 'big2.raw')])
+    expect(Buffer.compare(await readFile(join(dir, 'big2.raw')), naiveCrop(big, { x: 1, y: 0, width: 599, height: 520 }))).toBe(0)
+  })
+
   it('verifies an image', async () => {
     const result = await run('verify', cid)
     expect(result.code).toBe(0)

@@ -94,3 +94,81 @@ describe('DecodePool on the pack store (workers read the packs themselves; inlin
     }
   })
 })
+
+describe('DecodePool.bands (tile rows decoded ahead of the caller, in order)', () => {
+  /** The region's bands from `pool`, concatenated, with their positions. */
+  async function collect(bands: AsyncIterable<{ y: number; height: number; data: Uint8Array }>) {
+    const all: Uint8Array[] = []
+    const at: Array<[number, number]> = []
+    for await (const band of bands) {
+      all.push(band.data)
+      at.push([band.y, band.height])
+    }
+    return { bytes: Buffer.concat(all), at }
+  }
+
+  it.each([2, 0])('yields the bands ImageReader.bands yields, exactly, with %i threads (workers reading the packs)', async (threads) => {
+    const { openStore } = await import('../../src/image.js')
+    const store = await openStore(join(dir, `bands-${threads}`))
+    const pool = new DecodePool(threads)
+    try {
+      const source = makeImage(150, 130, 3, 8, 11)
+      const path = join(dir, `bands-${threads}.pam`)
+      await writePam(path, source)
+      const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
+      const image = await openImage(store, cid)
+      for (const region of [
+        { x: 0, y: 0, width: 150, height: 130 },
+        { x: 31, y: 33, width: 90, height: 64 },
+        { x: 149, y: 0, width: 1, height: 130 },
+        { x: 0, y: 129, width: 150, height: 1 },
+      ]) {
+        for (const ahead of [undefined, 1, 5]) {
+          const stats = emptyStats()
+          const ours = await collect(pool.bands(image.reader, region, { stats, ...(ahead && { ahead }) }))
+          const theirs = await collect(image.reader.bands(region))
+          expect(Buffer.compare(ours.bytes, naiveCrop(source, region))).toBe(0)
+          expect(ours.at).toEqual(theirs.at)
+          const tiles = (Math.floor((region.x + region.width - 1) / 32) - Math.floor(region.x / 32) + 1) * theirs.at.length
+          expect(stats.tilesRead).toBe(tiles)
+        }
+      }
+      await expect(collect(pool.bands(image.reader, { x: 100, y: 0, width: 51, height: 10 }))).rejects.toMatchObject({
+        code: 'ERR_INVALID_REGION',
+      })
+    } finally {
+      await pool.close()
+      await store.close()
+    }
+  })
+
+  it('stops with the caller, and fails on a corrupted tile after yielding the rows before it', async () => {
+    const store = new MemoryBlockStore()
+    const pool = new DecodePool(2)
+    try {
+      const source = makeImage(64, 160, 1, 16, 12)
+      const path = join(dir, 'bands-memory.pam')
+      await writePam(path, source)
+      const { cid } = await importImage(store, path, { tileSize: 16, workers: 0 })
+      const image = await openImage(store, cid)
+      const region = { x: 3, y: 5, width: 60, height: 150 }
+      expect(Buffer.compare((await collect(pool.bands(image.reader, region))).bytes, naiveCrop(source, region))).toBe(0)
+      // A caller that stops after the first band: the rows in flight finish, nothing is left failing.
+      for await (const band of pool.bands(image.reader, region, { ahead: 4 })) {
+        expect(band.y).toBe(0)
+        break
+      }
+      const index = await image.reader.tileRow(0, 6)
+      store.blocks.get(Buffer.from(index.tiles[1]!.multihash.bytes).toString('base64'))![9]! ^= 1
+      const yielded: Uint8Array[] = []
+      const failed = (async () => {
+        for await (const band of pool.bands(image.reader, region, { ahead: 8 })) yielded.push(band.data)
+      })()
+      await expect(failed).rejects.toMatchObject({ code: 'ERR_INTEGRITY' })
+      // Rows 5-95 (tile rows 0-5) came out before it, right.
+      expect(Buffer.compare(Buffer.concat(yielded), naiveCrop(source, { ...region, height: 91 }))).toBe(0)
+    } finally {
+      await pool.close()
+    }
+  })
+})
