@@ -54,6 +54,7 @@ export interface RegionJob {
 export interface RegionRead {
   readonly tiles: number
   readonly bytes: number
+  readonly indexBlocks: number
   readonly pixels?: Uint8Array
 }
 
@@ -90,7 +91,8 @@ export async function decodeRegion(job: RegionJob): Promise<RegionRead> {
   const stats = { tilesRead: 0, tileBytesRead: 0, indexBlocksRead: 0 }
   const out = job.out ?? new Uint8Array(job.region.height * job.rowBytes)
   await reader.readInto(job.region, out, { level: job.level, stats })
-  return { tiles: stats.tilesRead, bytes: stats.tileBytesRead, ...(job.out === undefined ? { pixels: out } : {}) }
+  const read = { tiles: stats.tilesRead, bytes: stats.tileBytesRead, indexBlocks: stats.indexBlocksRead }
+  return job.out === undefined ? { ...read, pixels: out } : read
 }
 
 /** Verifies every payload against its digest, then decodes the bands into `job.out`. */

@@ -86,6 +86,7 @@ export class DecodePool {
       if (options.stats) {
         options.stats.tilesRead += read.tiles
         options.stats.tileBytesRead += read.bytes
+        options.stats.indexBlocksRead += read.indexBlocks
       }
       return out ?? read.pixels!
     }

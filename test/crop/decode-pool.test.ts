@@ -117,6 +117,10 @@ describe('DecodePool.bands (tile rows decoded ahead of the caller, in order)', (
       await writePam(path, source)
       const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
       const image = await openImage(store, cid)
+      // The first read of each tile row's index block counts, on whichever thread it is read.
+      const first = emptyStats()
+      await collect(pool.bands(image.reader, { x: 0, y: 0, width: 150, height: 130 }, { stats: first }))
+      expect(first).toMatchObject({ tilesRead: 5 * 5, indexBlocksRead: 5 })
       for (const region of [
         { x: 0, y: 0, width: 150, height: 130 },
         { x: 31, y: 33, width: 90, height: 64 },
