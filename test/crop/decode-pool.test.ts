@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { DecodePool } from '../../src/crop/decode-pool.js'
+import { bandsAhead, DecodePool } from '../../src/crop/decode-pool.js'
 import { emptyStats, importImage, openImage } from '../../src/image.js'
 import { MemoryBlockStore } from '../../src/store/memory.js'
 import { makeImage, naiveCrop, naiveHalve, writePam } from '../helpers/oracle.js'
@@ -144,6 +144,14 @@ describe('DecodePool.bands (tile rows decoded ahead of the caller, in order)', (
       await pool.close()
       await store.close()
     }
+  })
+
+  it('keeps a band in flight per thread while they fit in 96 MiB, and at least one', () => {
+    // The benchmark image's 22.7 MB bands, a 100k-pixel 16-bit RGBA band (205 MB), a tiny one.
+    expect([2, 4, 8].map((threads) => bandsAhead(threads, 29566 * 256 * 3))).toEqual([2, 4, 4])
+    expect(bandsAhead(8, 100_000 * 256 * 8)).toBe(1)
+    expect(bandsAhead(0, 100)).toBe(1)
+    expect(bandsAhead(3, 100)).toBe(3)
   })
 
   it('stops with the caller, and fails on a corrupted tile after yielding the rows before it', async () => {
