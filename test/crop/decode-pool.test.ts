@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bandsAhead, DecodePool } from '../../src/crop/decode-pool.js'
 import { emptyStats, importImage, openImage } from '../../src/image.js'
 import { MemoryBlockStore } from '../../src/store/memory.js'
+import { openStoreAt } from '../../src/store/open.js'
 import { makeImage, naiveCrop, naiveHalve, writePam } from '../helpers/oracle.js'
+import { deleteS3Prefix, missingS3, s3RunUrl } from '../helpers/s3.js'
 
 let dir: string
 beforeAll(async () => {
@@ -184,3 +186,39 @@ describe('DecodePool.bands (tile rows decoded ahead of the caller, in order)', (
     }
   })
 })
+
+const s3Url = s3RunUrl('decode-pool')
+if (s3Url === undefined) {
+  missingS3('DecodePool.bands test')
+} else {
+  describe('DecodePool.bands on S3 (workers open the bucket themselves)', () => {
+    afterAll(async () => {
+      await deleteS3Prefix(s3Url)
+    })
+
+    it('yields every band exactly, and counts what the workers read', async () => {
+      const store = await openStoreAt(s3Url)
+      const pool = new DecodePool(2)
+      try {
+        const source = makeImage(150, 130, 3, 8, 13)
+        const path = join(dir, 'bands-s3.pam')
+        await writePam(path, source)
+        const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
+        const image = await openImage(store, cid)
+        for (const region of [
+          { x: 0, y: 0, width: 150, height: 130 },
+          { x: 17, y: 40, width: 100, height: 61 },
+        ]) {
+          const stats = emptyStats()
+          const bands: Uint8Array[] = []
+          for await (const band of pool.bands(image.reader, region, { stats })) bands.push(band.data)
+          expect(Buffer.compare(Buffer.concat(bands), naiveCrop(source, region))).toBe(0)
+          expect(stats.tilesRead).toBeGreaterThan(0)
+        }
+      } finally {
+        await pool.close()
+        await store.close()
+      }
+    })
+  })
+}
