@@ -49,12 +49,14 @@ export async function writeOutput(io: CliIo, path: string, bytes: AsyncIterable<
 export const COLLECT_AFTER_BYTES = 16 << 20
 
 /**
- * `bytes`, with a full collection each time COLLECT_AFTER_BYTES more have been taken (when the
- * next chunk is asked for, the previous ones written). A CLI process allocates little besides
- * its output, so V8 collects it seldom, and a large export kept ~130 MiB of written bands (22.7
- * MB each on the benchmark image) alive: peaks fell from 199 to 142 MiB exporting the benchmark
- * image as raw, from 309 to 250 MiB on decode threads, in the same time (bench/README.md,
- * Exports). V8 exposes `gc` to a new context once the flag is set, as in src/threads.ts.
+ * `bytes`, with a full collection each time COLLECT_AFTER_BYTES more have been taken in chunks
+ * of 1 MiB or more (when the next chunk is asked for, the previous ones written). A CLI process
+ * that writes large chunks allocates little else, so V8 collects it seldom, and a large export
+ * kept ~130 MiB of written bands (22.7 MB each on the benchmark image) alive: peaks fell from
+ * 199 to 142 MiB exporting the benchmark image as raw, from 309 to 250 MiB on decode threads,
+ * in the same time (bench/README.md, Exports). Small chunks come with enough other allocation
+ * for V8's own collections to keep up; counting a sampler's would collect every ~110 samples.
+ * V8 exposes `gc` to a new context once the flag is set, as in src/threads.ts.
  */
 export async function* collectingAsWritten(
   bytes: AsyncIterable<Uint8Array>,
@@ -63,7 +65,7 @@ export async function* collectingAsWritten(
   let pending = 0
   for await (const chunk of bytes) {
     yield chunk
-    pending += chunk.length
+    if (chunk.length >= 1 << 20) pending += chunk.length
     if (pending >= COLLECT_AFTER_BYTES) {
       pending = 0
       collect()

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { COLLECT_AFTER_BYTES, collectingAsWritten } from '../../src/cli/command.js'
 
 describe('collectingAsWritten (a CLI output collects its heap as large outputs are written)', () => {
-  it('passes every chunk on unchanged and collects once per COLLECT_AFTER_BYTES taken, after the chunk', async () => {
+  it('passes every chunk on unchanged and collects once per COLLECT_AFTER_BYTES taken in large chunks, after the chunk', async () => {
     const MiB = 1 << 20
     const sizes = [10 * MiB, 10 * MiB, 1, 16 * MiB, 5 * MiB, 100, 12 * MiB]
     const chunks = sizes.map((size, i) => new Uint8Array(size).fill(i))
@@ -42,6 +42,17 @@ describe('collectingAsWritten (a CLI output collects its heap as large outputs a
       'wrote 6',
       'collect',
     ])
+  })
+
+  it('does not count chunks under 1 MiB (samples, narrow bands): young collections free them', async () => {
+    async function* small() {
+      for (let i = 0; i < 40; i++) yield new Uint8Array((1 << 20) - 1)
+    }
+    let collections = 0
+    let total = 0
+    for await (const chunk of collectingAsWritten(small(), () => collections++)) total += chunk.length
+    expect(total).toBe(40 * ((1 << 20) - 1))
+    expect(collections).toBe(0)
   })
 
   it('collects for real by default: the process goes on', async () => {
