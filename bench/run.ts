@@ -10,6 +10,7 @@
  * 2 tile-aligned TIFF crop >= 20x faster than sharp; 3 two workers >= 1.8x one and >= 2x
  * sharp's two; 4 CLI crop no slower than `vips extract_area`; 5 import <= 0.5x sharp, RSS
  * <= 256 MiB, --pyramid <= +40%; 6 stored bytes <= the PNG. Target 7: `npm run bench:many`.
+ * Measure 8 (no target): the whole image exported as raw by a process, against `vips rawsave`.
  */
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, rmSync, statSync } from 'node:fs'
@@ -339,6 +340,30 @@ row(
   `${fmt(median(cliVips), 0)} (vips extract_area)`,
   x(median(cliOurs), median(cliVips)),
   '<= 1x',
+)
+
+// 8. The whole image exported as raw samples by a process (on a decode thread per core):
+// wall time and peak RSS (/usr/bin/time), against libvips writing the same samples from the
+// tiled zstd TIFF; both to /dev/null, two rounds interleaved.
+const timedWithRss = (command: string, args: string[]) => {
+  const result = spawnSync('/usr/bin/time', ['-f', '%e %M', command, ...args], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' })
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${result.stderr}`)
+  const [seconds, kib] = result.stderr.trim().split('\n').at(-1)!.split(' ').map(Number) as [number, number]
+  return { seconds, rssMiB: kib / 1024 }
+}
+const exportOurs: Array<{ seconds: number; rssMiB: number }> = []
+const exportVips: Array<{ seconds: number; rssMiB: number }> = []
+for (let round = 0; round < 2; round++) {
+  exportOurs.push(timedWithRss(resolve('bin/tessera'), ['export', cid, '--store', store, '-f', 'raw', '-o', '/dev/null']))
+  exportVips.push(timedWithRss('vips', ['rawsave', zstdTiff, '/dev/null']))
+}
+const seconds = (runs: Array<{ seconds: number }>) => median(runs.map((r) => r.seconds))
+const peak = (runs: Array<{ rssMiB: number }>) => Math.max(...runs.map((r) => r.rssMiB))
+row(
+  '8 whole image -> raw, process, wall (s) / peak RSS',
+  `${fmt(seconds(exportOurs), 2)} / ${fmt(peak(exportOurs), 0)} MiB`,
+  `${fmt(seconds(exportVips), 2)} / ${fmt(peak(exportVips), 0)} MiB (vips rawsave)`,
+  x(seconds(exportOurs), seconds(exportVips)),
 )
 
 const headings = ['measure', 'tessera', 'peer', 'ratio', 'target']
