@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bandsAhead, DecodePool } from '../../src/crop/decode-pool.js'
-import { emptyStats, importImage, openImage } from '../../src/image.js'
+import { emptyStats, importImage, openImage, type TesseraImage } from '../../src/image.js'
+import type { BlockStore } from '../../src/store/interface.js'
 import { MemoryBlockStore } from '../../src/store/memory.js'
 import { openStoreAt } from '../../src/store/open.js'
-import { makeImage, naiveCrop, naiveHalve, writePam } from '../helpers/oracle.js'
+import { makeImage, naiveCrop, naiveHalve, type TestImage, writePam } from '../helpers/oracle.js'
 import { deleteS3Prefix, missingS3, s3RunUrl } from '../helpers/s3.js'
 
 let dir: string
@@ -16,6 +17,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
+
+/** `source` written as `name`.pam and imported into `store` (no pyramid), opened. */
+async function stored(store: BlockStore, name: string, source: TestImage, tileSize: number): Promise<TesseraImage> {
+  const path = join(dir, `${name}.pam`)
+  await writePam(path, source)
+  const { cid } = await importImage(store, path, { tileSize, workers: 0 })
+  return openImage(store, cid)
+}
 
 describe.each([0, 2])('DecodePool with %i threads', (threads) => {
   it('decodes regions exactly, in every pixel format, at every level', async () => {
@@ -79,10 +88,7 @@ describe('DecodePool on the pack store (workers read the packs themselves; inlin
     const pool = new DecodePool(threads)
     try {
       const source = makeImage(90, 70, 3, 8, 9)
-      const path = join(dir, `pool-pack-${threads}.pam`)
-      await writePam(path, source)
-      const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
-      const image = await openImage(store, cid)
+      const image = await stored(store, `pool-pack-${threads}`, source, 32)
       const region = { x: 5, y: 6, width: 80, height: 60 }
       expect(Buffer.compare(await pool.read(image.reader, region), naiveCrop(source, region))).toBe(0)
       const [pack] = (await readdir(join(storeDir, 'packs'))).filter((name) => name.endsWith('.pack'))
@@ -115,10 +121,7 @@ describe('DecodePool.bands (tile rows decoded ahead of the caller, in order)', (
     const pool = new DecodePool(threads)
     try {
       const source = makeImage(150, 130, 3, 8, 11)
-      const path = join(dir, `bands-${threads}.pam`)
-      await writePam(path, source)
-      const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
-      const image = await openImage(store, cid)
+      const image = await stored(store, `bands-${threads}`, source, 32)
       // The first read of each tile row's index block counts, on whichever thread it is read.
       const first = emptyStats()
       await collect(pool.bands(image.reader, { x: 0, y: 0, width: 150, height: 130 }, { stats: first }))
@@ -161,10 +164,7 @@ describe('DecodePool.bands (tile rows decoded ahead of the caller, in order)', (
     const pool = new DecodePool(2)
     try {
       const source = makeImage(64, 160, 1, 16, 12)
-      const path = join(dir, 'bands-memory.pam')
-      await writePam(path, source)
-      const { cid } = await importImage(store, path, { tileSize: 16, workers: 0 })
-      const image = await openImage(store, cid)
+      const image = await stored(store, 'bands-memory', source, 16)
       const region = { x: 3, y: 5, width: 60, height: 150 }
       expect(Buffer.compare((await collect(pool.bands(image.reader, region))).bytes, naiveCrop(source, region))).toBe(0)
       // A caller that stops after the first band: the rows in flight finish, nothing is left failing.
@@ -201,10 +201,7 @@ if (s3Url === undefined) {
       const pool = new DecodePool(2)
       try {
         const source = makeImage(150, 130, 3, 8, 13)
-        const path = join(dir, 'bands-s3.pam')
-        await writePam(path, source)
-        const { cid } = await importImage(store, path, { tileSize: 32, workers: 0 })
-        const image = await openImage(store, cid)
+        const image = await stored(store, 'bands-s3', source, 32)
         for (const [region, tiles] of [
           [{ x: 0, y: 0, width: 150, height: 130 }, 5 * 5],
           [{ x: 17, y: 40, width: 100, height: 61 }, 4 * 3],
