@@ -2,13 +2,18 @@
  * `npm run chaos`: the chaos suite of issue 10, a list of named parts run in order, each with
  * the seed it was given (printed, so a failure reproduces with the same `--seed`).
  *
- *   npm run chaos [-- --only fuzz,corpus] [--seed S] [--iterations N] [--timeout-ms T] [--list]
+ *   npm run chaos [-- --only fuzz,fuzz-stream,fuzz-car,corpus] [--seed S] [--iterations N] [--timeout-ms T] [--list]
  *
  * Parts:
  *   fuzz    seeded mutation fuzz of the hand-written TIFF and PNM decoders (test/import/fuzz.ts):
  *           N inputs (default 2000) in worker processes, each under a timeout and a memory
  *           budget; every input must decode or fail with a Tessera code. Crashers are written to
  *           testdata/bad/crashers/ (replayed by test/import/fuzz.test.ts).
+ *   fuzz-stream  the same over stream cropping (test/stream/fuzz.ts): every input cropped from
+ *           its file and from a stream of small chunks, both to succeed alike or fail with a
+ *           code, leaving no temporary or open file. Crashers: testdata/bad/stream-crashers/.
+ *   fuzz-car  the same over CAR import (test/car/fuzz.ts): all or nothing into a fresh memory
+ *           store, then verify and crop whatever was imported.
  *   corpus  the bad-input corpus (testdata/bad/make.ts) imported case by case in one process:
  *           expected codes, time, temporary disk, store unchanged, peak RSS.
  *   kill    kill -9 at seeded moments of every writing command, readers beside them, then verify,
@@ -25,8 +30,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { formatSummary, killChaos } from '../scripts/chaos/kill.js'
+import { CAR_FUZZ } from '../test/car/fuzz.js'
+import { type FuzzTarget, runFuzz } from '../test/helpers/fuzz.js'
 import type { CaseResult } from '../test/import/bad-inputs-child.js'
-import { runFuzz } from '../test/import/fuzz.js'
+import { DECODERS_FUZZ } from '../test/import/fuzz.js'
+import { STREAM_FUZZ } from '../test/stream/fuzz.js'
 import { writeCorpus } from '../testdata/bad/make.js'
 
 /** What a part is given. */
@@ -46,27 +54,35 @@ export interface ChaosPart {
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 
-const fuzz: ChaosPart = {
-  name: 'fuzz',
-  describe: 'mutation fuzz of the TIFF and PNM decoders (--iterations N, --timeout-ms T)',
-  async run({ seed, options, log }) {
-    const iterations = Number(options.iterations ?? 2000)
-    const report = await runFuzz({
-      seed,
-      iterations,
-      timeoutMs: Number(options['timeout-ms'] ?? 5000),
-      log,
-    })
-    const outcomes = Object.entries(report.outcomes)
-      .sort((a, b) => b[1] - a[1])
-      .map(([k, n]) => `${k} ${n}`)
-      .join(', ')
-    return {
-      ok: report.crashers.length === 0,
-      summary: `${report.iterations} inputs in ${(report.ms / 1000).toFixed(1)} s (${outcomes}); peak RSS ${report.peakRssMiB} MiB; ${report.crashers.length} crashers${report.crashers.map((c) => `\n  ${c.kind} at input ${c.i}: ${c.detail} ${c.file ?? ''}`).join('')}`,
-    }
-  },
+/** A mutation fuzz part over `target` (test/helpers/fuzz.ts). */
+function fuzzPart(name: string, target: FuzzTarget, describe: string): ChaosPart {
+  return {
+    name,
+    describe: `${describe} (--iterations N, --timeout-ms T)`,
+    async run({ seed, options, log }) {
+      const iterations = Number(options.iterations ?? 2000)
+      const report = await runFuzz({
+        target,
+        seed,
+        iterations,
+        timeoutMs: Number(options['timeout-ms'] ?? 5000),
+        log,
+      })
+      const outcomes = Object.entries(report.outcomes)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ')
+      return {
+        ok: report.crashers.length === 0,
+        summary: `${report.iterations} inputs in ${(report.ms / 1000).toFixed(1)} s (${outcomes}); peak RSS ${report.peakRssMiB} MiB; ${report.crashers.length} crashers${report.crashers.map((c) => `\n  ${c.kind} at input ${c.i}: ${c.detail} ${c.file ?? ''}`).join('')}`,
+      }
+    },
+  }
 }
+
+const fuzz = fuzzPart('fuzz', DECODERS_FUZZ, 'mutation fuzz of the TIFF and PNM decoders')
+const fuzzStream = fuzzPart('fuzz-stream', STREAM_FUZZ, 'mutation fuzz of stream cropping: PNG, PNM, TIFF and CAR, from files and streams')
+const fuzzCar = fuzzPart('fuzz-car', CAR_FUZZ, 'mutation fuzz of CAR import: all or nothing, then verify and crop')
 
 const corpus: ChaosPart = {
   name: 'corpus',
@@ -118,7 +134,7 @@ const kill: ChaosPart = {
 }
 
 /** The parts, in the order `npm run chaos` runs them. */
-export const PARTS: ChaosPart[] = [fuzz, corpus, kill]
+export const PARTS: ChaosPart[] = [fuzz, fuzzStream, fuzzCar, corpus, kill]
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -134,7 +150,7 @@ async function main(): Promise<number> {
     strict: false,
   })
   if (values.list === true) {
-    for (const part of PARTS) console.log(`${part.name.padEnd(10)} ${part.describe}`)
+    for (const part of PARTS) console.log(`${part.name.padEnd(Math.max(...PARTS.map((p) => p.name.length)))} ${part.describe}`)
     return 0
   }
   const wanted = typeof values.only === 'string' ? values.only.split(',') : PARTS.map((p) => p.name)

@@ -1,16 +1,17 @@
 /**
  * CAR import (spec/dataset.md §10): every block is verified against its CID as it is read,
- * the DAG under each root must be complete (in the CAR or already in the store), and only then
- * do the blocks and the roots' names (a pin for an image, the dataset's reference for a dataset
- * version) become visible, in one transaction. Any problem rejects the whole file and leaves
- * the store as it was.
+ * every dag-cbor block against the format (dataset/structure.ts), and the DAG under each root
+ * must be complete (in the CAR or already in the store); only then do the blocks and the roots'
+ * names (a pin for an image, the dataset's reference for a dataset version) become visible, in
+ * one transaction. Any problem rejects the whole file and leaves the store as it was.
  */
 import { CarBlockIterator } from '@ipld/car/iterator'
 import { decodeVersion, isVersionValue } from '../dataset/codec.js'
 import { withDatasetLock } from '../dataset/dataset.js'
 import { assertDatasetName, datasetRef } from '../dataset/names.js'
+import { StructureCheck } from '../dataset/structure.js'
 import { IDENTITY, linksOf, seenKey } from '../dataset/walk.js'
-import { CorruptInputError, IntegrityError, InvalidArgumentError, LimitError } from '../errors.js'
+import { CorruptInputError, IntegrityError, InvalidArgumentError, LimitError, TesseraError } from '../errors.js'
 import { type CID, DAG_CBOR, decodeCbor, MAX_BLOCK_BYTES, verifyBlock } from '../format/block.js'
 import { decodeManifest } from '../format/manifest.js'
 import type { AbortOptions, BlockStore } from '../store/interface.js'
@@ -65,6 +66,8 @@ export async function importCar(
     const rootBlocks = new Map<string, Uint8Array>()
     let blocks = 0
     let newBlocks = 0
+    // Blocks that hash right may still break the format: they are refused before anything commits.
+    const structure = new StructureCheck()
     const iterator = reader[Symbol.asyncIterator]()
     for (;;) {
       let next: IteratorResult<{ cid: CID; bytes: Uint8Array }>
@@ -80,6 +83,12 @@ export async function importCar(
       if (bytes.length > MAX_BLOCK_BYTES)
         throw new LimitError(`Block ${cid} of ${bytes.length} bytes exceeds the ${MAX_BLOCK_BYTES}-byte block limit`)
       verifyBlock(cid, bytes)
+      try {
+        structure.block(cid, bytes)
+      } catch (cause) {
+        if (!(cause instanceof TesseraError)) throw cause
+        throw new IntegrityError(`The CAR's block ${cid} breaks the format: ${cause.message}`, { cause })
+      }
       const key = seenKey(cid)
       present.add(key)
       if (rootKeys.has(key)) rootBlocks.set(key, bytes)
@@ -90,6 +99,7 @@ export async function importCar(
       }
       if (await writer.put(cid, bytes, options)) newBlocks++
     }
+    structure.finish()
     for (const [key, { cid, from }] of needed) {
       if (present.has(key) || cid.multihash.code === IDENTITY) continue
       if (!(await store.has(cid, options))) {

@@ -4,12 +4,11 @@
  * of everything the roots reach.
  */
 import { IntegrityError, InvalidArgumentError, NotFoundError, TesseraError } from '../errors.js'
-import { type CID, DAG_CBOR, decodeCbor } from '../format/block.js'
-import { decodeManifest } from '../format/manifest.js'
+import type { CID } from '../format/block.js'
 import type { AbortOptions, BlockStore, CollectOptions, CollectResult } from '../store/interface.js'
 import { ObjectBlockStore } from '../store/object-store.js'
 import { checkStore, refuseLostLog } from '../store/repair.js'
-import { decodeNode, decodeVersion } from './codec.js'
+import { StructureCheck } from './structure.js'
 import { seenKey, walk } from './walk.js'
 
 /** A root of the store: a pin (an image) or a reference (a dataset head, ...). */
@@ -104,6 +103,7 @@ export async function verifyRoots(store: BlockStore, roots: readonly StoreRoot[]
   let bytes = 0
   const report = (cid: CID, error: TesseraError) => problems.push({ cid: cid.toString(), code: error.code, message: error.message })
   const seen = new Set<string>()
+  const structure = new StructureCheck()
   for (const root of roots) {
     if (!(await store.has(root.cid, options))) {
       if (!seen.has(seenKey(root.cid))) report(root.cid, new NotFoundError(`Root block of ${root.source} not found`))
@@ -119,7 +119,7 @@ export async function verifyRoots(store: BlockStore, roots: readonly StoreRoot[]
           const block = data ?? (await store.get(cid, options))
           blocks++
           bytes += block.length
-          if (cid.code === DAG_CBOR) checkStructure(block)
+          structure.block(cid, block)
         } catch (error) {
           if (!(error instanceof TesseraError)) throw error
           report(cid, error)
@@ -127,6 +127,7 @@ export async function verifyRoots(store: BlockStore, roots: readonly StoreRoot[]
       },
     })
   }
+  structure.finish()
   return { roots: roots.length, blocks, bytes, problems }
 }
 
@@ -145,14 +146,4 @@ export async function verifyAll(store: BlockStore, options?: AbortOptions): Prom
 export async function storeProblems(store: BlockStore, options?: AbortOptions): Promise<Problem[]> {
   if (!(store instanceof ObjectBlockStore)) return []
   return (await checkStore(store, options)).map(({ key, code, message }) => ({ cid: key, code, message }))
-}
-
-// Decodes a dag-cbor block by its shape with the matching validator (image root, dataset
-// version, entry tree node); index blocks are checked against their image by crops.
-function checkStructure(bytes: Uint8Array): void {
-  const value = decodeCbor(bytes)
-  if (value === null || typeof value !== 'object') return
-  if ('tessera' in value) decodeManifest(bytes)
-  else if ('tesseraDataset' in value) decodeVersion(bytes)
-  else if ('level' in value && ('entries' in value || 'children' in value)) decodeNode(bytes)
 }

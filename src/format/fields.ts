@@ -4,6 +4,7 @@
  */
 import { CID } from 'multiformats/cid'
 import { IntegrityError } from '../errors.js'
+import { SHA2_256 } from './block.js'
 
 /** Field checks whose errors read "Invalid `what`: bad `field`". */
 export function fieldChecks(what: string) {
@@ -22,10 +23,12 @@ export function fieldChecks(what: string) {
       if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw invalid(field)
       return value
     },
-    /** A CIDv1 link with multicodec `codec`. */
+    /** A CIDv1 link with multicodec `codec` and a sha2-256 multihash (format.md §4: every block's address). */
     link(value: unknown, codec: number, field: string): CID {
       const cid = CID.asCID(value)
-      if (cid === null || cid.version !== 1 || cid.code !== codec) throw invalid(field)
+      if (cid === null || cid.version !== 1 || cid.code !== codec || cid.multihash.code !== SHA2_256 || cid.multihash.size !== 32) {
+        throw invalid(field)
+      }
       return cid
     },
   }

@@ -12,7 +12,7 @@
  */
 import type { FileHandle } from 'node:fs/promises'
 import { inflateSync } from 'node:zlib'
-import { CorruptInputError, UnsupportedFormatError } from '../errors.js'
+import { CorruptInputError } from '../errors.js'
 import type { Band, PixelFormat } from '../format/interface.js'
 import { decodePredictor } from '../format/predictor.js'
 import { zstdDecompress } from '../format/tile-codec.js'
@@ -35,15 +35,10 @@ const COMPRESSION_ZSTD = 50000
 /**
  * A positional reader over the source, shaped like the FileHandle `readTiffHeader` reads with:
  * any position of a file; on a stream, positions within the first STREAM_HEADER_BYTES (peeked,
- * not consumed).
+ * not consumed), which readTiffHeader is told.
  */
 function headerReader(source: ByteSource): FileHandle {
   const read = async ({ buffer, offset, length, position }: { buffer: Uint8Array; offset: number; length: number; position: number }) => {
-    if (!source.seekable && position + length > STREAM_HEADER_BYTES) {
-      throw new UnsupportedFormatError(
-        `TIFF IFD or tag values at byte ${position}, past the first ${STREAM_HEADER_BYTES} bytes (the IFD is at the end?): cannot stream it; pass a file`,
-      )
-    }
     if (source.seekable) await source.seek(position, 'TIFF header')
     const bytes = source.seekable ? await source.peek(length) : (await source.peek(position + length)).subarray(position)
     buffer.set(bytes, offset)
@@ -57,7 +52,11 @@ export async function openTiff(
   source: ByteSource,
   options: { readonly maxPixels: number },
 ): Promise<{ decoder: RowDecoder } | { decoder: undefined; reason: string }> {
-  const header = await readTiffHeader(headerReader(source), source.size ?? Number.MAX_SAFE_INTEGER)
+  const header = await readTiffHeader(
+    headerReader(source),
+    source.size ?? Number.MAX_SAFE_INTEGER,
+    source.seekable ? undefined : STREAM_HEADER_BYTES,
+  )
   checkDimensions(header.width, header.height, options.maxPixels, 'TIFF')
   const route = tiffRoute(header)
   if (!route.stream) return { decoder: undefined, reason: route.reason }

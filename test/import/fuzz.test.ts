@@ -11,7 +11,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { tesseraCode } from '../../src/errors.js'
 import { importImage } from '../../src/import/importer.js'
 import { MemoryBlockStore } from '../../src/store/memory.js'
-import { CRASHERS, decodeHandWritten, fuzzInput, runFuzz } from './fuzz.js'
+import { runFuzz } from '../helpers/fuzz.js'
+import { CRASHERS, DECODERS_FUZZ, decodeHandWritten, fuzzInput } from './fuzz.js'
 
 const tmp = mkdtempSync(join(tmpdir(), 'tessera-fuzz-test-'))
 afterAll(() => rmSync(tmp, { recursive: true, force: true }))
@@ -63,7 +64,7 @@ describe('fuzz harness', () => {
     process.env.TESSERA_FUZZ_INJECT = '1:crash,3:hang,4:die,6:memory'
     let report: Awaited<ReturnType<typeof runFuzz>>
     try {
-      report = await runFuzz({ seed: 9, iterations: 8, timeoutMs: 4000, maxRssMiB: 384, crashersDir: dir })
+      report = await runFuzz({ target: DECODERS_FUZZ, seed: 9, iterations: 8, timeoutMs: 4000, maxRssMiB: 384, crashersDir: dir })
     } finally {
       delete process.env.TESSERA_FUZZ_INJECT
     }

@@ -118,9 +118,21 @@ interface Entry {
   readonly offset: number
 }
 
-/** Reads the header and first IFD. Throws CorruptInputError on anything malformed. */
-export async function readTiffHeader(handle: FileHandle, fileSize: number): Promise<TiffHeader> {
-  const head = await readAt(handle, 0, Math.min(16, fileSize), 'TIFF header')
+/**
+ * Reads the header and first IFD. Throws CorruptInputError on anything malformed. With
+ * `headerBytes` (a stream, whose first bytes only can be looked at), every read of the IFDs and
+ * tag values must lie within them: UnsupportedFormatError otherwise, before anything is allocated.
+ */
+export async function readTiffHeader(handle: FileHandle, fileSize: number, headerBytes?: number): Promise<TiffHeader> {
+  const read: HeaderRead = (position, length, what) => {
+    if (headerBytes !== undefined && position + length > headerBytes) {
+      throw new UnsupportedFormatError(
+        `TIFF IFD or tag values at byte ${position}, past the first ${headerBytes} bytes (the IFD is at the end?): cannot stream it; pass a file`,
+      )
+    }
+    return readAt(handle, position, length, what)
+  }
+  const head = await read(0, Math.min(16, fileSize), 'TIFF header')
   if (!isTiff(head)) throw new UnsupportedFormatError('Not a TIFF file')
   const littleEndian = head[0] === 0x49
   const view = new DataView(head.buffer, head.byteOffset, head.length)
@@ -134,13 +146,13 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
   const entrySize = bigTiff ? 20 : 12
   if (ifdOffset < 8 || ifdOffset + countSize > fileSize)
     throw new CorruptInputError(`TIFF IFD offset ${ifdOffset} is outside the file (truncated?)`)
-  const countBytes = await readAt(handle, ifdOffset, countSize, 'TIFF IFD')
+  const countBytes = await read(ifdOffset, countSize, 'TIFF IFD')
   const countView = new DataView(countBytes.buffer)
   const count = bigTiff ? safe(countView.getBigUint64(0, littleEndian)) : countView.getUint16(0, littleEndian)
   if (count === 0 || count > MAX_IFD_ENTRIES) throw new CorruptInputError(`TIFF IFD has ${count} entries`)
-  const ifd = await readAt(handle, ifdOffset + countSize, count * entrySize, 'TIFF IFD')
+  const ifd = await read(ifdOffset + countSize, count * entrySize, 'TIFF IFD')
   const ifdView = new DataView(ifd.buffer)
-  await walkIfdChain(handle, fileSize, { littleEndian, bigTiff, first: ifdOffset, nextAt: ifdOffset + countSize + count * entrySize })
+  await walkIfdChain(read, fileSize, { littleEndian, bigTiff, first: ifdOffset, nextAt: ifdOffset + countSize + count * entrySize })
 
   const entries = new Map<number, Entry>()
   for (let i = 0; i < count; i++) {
@@ -159,15 +171,20 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
     entries.set(tag, { type, count: n, offset, bytes: inline ? ifd.subarray(valueAt, valueAt + n * size) : undefined })
   }
 
-  const bytesOf = async (entry: Entry): Promise<Uint8Array> =>
-    entry.bytes ?? (await readAt(handle, entry.offset, entry.count * TYPE_SIZE[entry.type]!, 'TIFF tag'))
-  const numbers = async (tag: number): Promise<number[] | undefined> => {
+  /** The first `count` values' bytes of `entry` (all of them by default). */
+  const bytesOf = async (entry: Entry, count = entry.count): Promise<Uint8Array> => {
+    const length = count * TYPE_SIZE[entry.type]!
+    return entry.bytes?.subarray(0, length) ?? (await read(entry.offset, length, 'TIFF tag'))
+  }
+  /** The values of `tag`, at most `most` of them: a count mutated to billions reads no more than is used. */
+  const numbers = async (tag: number, most = Number.POSITIVE_INFINITY): Promise<number[] | undefined> => {
     const entry = entries.get(tag)
     if (entry === undefined) return undefined
-    const bytes = await bytesOf(entry)
+    const count = Math.min(entry.count, most)
+    const bytes = await bytesOf(entry, count)
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length)
-    const out = new Array<number>(entry.count)
-    for (let i = 0; i < entry.count; i++) {
+    const out = new Array<number>(count)
+    for (let i = 0; i < count; i++) {
       switch (entry.type) {
         case 1:
         case 7:
@@ -191,7 +208,7 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
     return out
   }
   const one = async (tag: number, fallback?: number): Promise<number> => {
-    const values = await numbers(tag)
+    const values = await numbers(tag, 1)
     const value = values?.[0] ?? fallback
     if (value === undefined) throw new CorruptInputError(`TIFF is missing required tag ${tag}`)
     return value
@@ -200,8 +217,10 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
   const width = await one(TAG.ImageWidth)
   const height = await one(TAG.ImageLength)
   const samplesPerPixel = await one(TAG.SamplesPerPixel, 1)
+  // A SHORT in TIFF 6.0; a mutated type can make it a 64-bit count.
+  if (samplesPerPixel < 1 || samplesPerPixel > 0xffff) throw new CorruptInputError(`TIFF has ${samplesPerPixel} samples per pixel`)
   const perSample = async (tag: number, fallback: number): Promise<number[]> => {
-    const values = (await numbers(tag)) ?? [fallback]
+    const values = (await numbers(tag, samplesPerPixel)) ?? [fallback]
     // One value may stand for all samples; libtiff accepts that too.
     return values.length >= samplesPerPixel ? values.slice(0, samplesPerPixel) : new Array<number>(samplesPerPixel).fill(values[0]!)
   }
@@ -215,11 +234,12 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
   // Planar images have one chunk per sample plane at each position.
   const planes = (await one(TAG.PlanarConfiguration, 1)) === 2 ? samplesPerPixel : 1
   chargePerChunk(width * height * planes, offsetsCount, what)
-  const offsets = await numbers(tiled ? TAG.TileOffsets : TAG.StripOffsets)
-  const byteCounts = await numbers(tiled ? TAG.TileByteCounts : TAG.StripByteCounts)
-  if (offsets === undefined || byteCounts === undefined || offsets.length !== byteCounts.length) {
+  const countsCount = entries.get(tiled ? TAG.TileByteCounts : TAG.StripByteCounts)?.count
+  if (offsetsCount === 0 || countsCount !== offsetsCount) {
     throw new CorruptInputError('TIFF has missing or mismatched strip/tile offsets and byte counts')
   }
+  const offsets = (await numbers(tiled ? TAG.TileOffsets : TAG.StripOffsets))!
+  const byteCounts = (await numbers(tiled ? TAG.TileByteCounts : TAG.StripByteCounts))!
   checkRanges(offsets, byteCounts, fileSize, what)
   const iccEntry = entries.get(TAG.IccProfile)
   return {
@@ -231,10 +251,10 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
     bitsPerSample: await perSample(TAG.BitsPerSample, 1),
     sampleFormat: await perSample(TAG.SampleFormat, 1),
     compression: await one(TAG.Compression, COMPRESSION_NONE),
-    photometric: (await numbers(TAG.Photometric))?.[0],
+    photometric: (await numbers(TAG.Photometric, 1))?.[0],
     planarConfiguration: await one(TAG.PlanarConfiguration, 1),
     predictor: await one(TAG.Predictor, 1),
-    extraSamples: (await numbers(TAG.ExtraSamples)) ?? [],
+    extraSamples: (await numbers(TAG.ExtraSamples, samplesPerPixel)) ?? [],
     tiled,
     chunkWidth,
     chunkHeight,
@@ -245,13 +265,16 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number): Prom
   }
 }
 
+/** A read of the header: `length` bytes at `position`. */
+type HeaderRead = (position: number, length: number, what: string) => Promise<Uint8Array>
+
 /**
  * Follows the next-IFD offsets after the first IFD: a loop, or an offset past the end of the
  * file, makes the file corrupt even though only the first IFD is imported (libtiff would stop
  * there, or loop). At most MAX_IFDS_WALKED IFDs are visited: two small reads each.
  */
 async function walkIfdChain(
-  handle: FileHandle,
+  read: HeaderRead,
   fileSize: number,
   at: { littleEndian: boolean; bigTiff: boolean; first: number; nextAt: number },
 ): Promise<void> {
@@ -261,7 +284,7 @@ async function walkIfdChain(
   const seen = new Set([at.first])
   let nextAt = at.nextAt
   for (let walked = 1; walked < MAX_IFDS_WALKED; walked++) {
-    const pointer = await readAt(handle, nextAt, offsetSize, 'TIFF next IFD offset')
+    const pointer = await read(nextAt, offsetSize, 'TIFF next IFD offset')
     const view = new DataView(pointer.buffer)
     const next = bigTiff ? safe(view.getBigUint64(0, littleEndian)) : view.getUint32(0, littleEndian)
     if (next === 0) return
@@ -269,7 +292,7 @@ async function walkIfdChain(
       throw new CorruptInputError(`TIFF next IFD offset ${next} is outside the file (truncated?)`)
     if (seen.has(next)) throw new CorruptInputError(`TIFF IFDs form a loop (IFD at ${next} is visited twice)`)
     seen.add(next)
-    const countBytes = await readAt(handle, next, countSize, 'TIFF IFD')
+    const countBytes = await read(next, countSize, 'TIFF IFD')
     const countView = new DataView(countBytes.buffer)
     const count = bigTiff ? safe(countView.getBigUint64(0, littleEndian)) : countView.getUint16(0, littleEndian)
     if (count === 0 || count > MAX_IFD_ENTRIES) throw new CorruptInputError(`TIFF IFD at ${next} has ${count} entries`)
