@@ -9,7 +9,7 @@ import { CarBlockIterator } from '@ipld/car/iterator'
 import { decodeVersion, isVersionValue } from '../dataset/codec.js'
 import { withDatasetLock } from '../dataset/dataset.js'
 import { assertDatasetName, datasetRef } from '../dataset/names.js'
-import { StructureCheck } from '../dataset/structure.js'
+import { StructureCheck, type TileLength } from '../dataset/structure.js'
 import { IDENTITY, linksOf, seenKey } from '../dataset/walk.js'
 import { CorruptInputError, IntegrityError, InvalidArgumentError, LimitError, TesseraError } from '../errors.js'
 import { type CID, DAG_CBOR, decodeCbor, MAX_BLOCK_BYTES, verifyBlock } from '../format/block.js'
@@ -59,7 +59,10 @@ export async function importCar(
   if (roots.length === 0) throw new CorruptInputError('The CAR names no root: nothing would keep its blocks')
   const writer = await store.begin(options)
   try {
-    const present = new Set<string>()
+    // Blocks of the CAR by key, with their lengths.
+    const present = new Map<string, number>()
+    // Tile lengths the row indexes state, checked against the tiles once all are in.
+    const stated = new Map<string, TileLength>()
     // Strong links (spec/dataset.md §8) seen so far, with the block that holds them.
     const needed = new Map<string, { cid: CID; from: CID }>()
     const rootKeys = new Set(roots.map(seenKey))
@@ -83,14 +86,21 @@ export async function importCar(
       if (bytes.length > MAX_BLOCK_BYTES)
         throw new LimitError(`Block ${cid} of ${bytes.length} bytes exceeds the ${MAX_BLOCK_BYTES}-byte block limit`)
       verifyBlock(cid, bytes)
+      let statements: TileLength[]
       try {
-        structure.block(cid, bytes)
+        statements = structure.block(cid, bytes)
       } catch (cause) {
         if (!(cause instanceof TesseraError)) throw cause
         throw new IntegrityError(`The CAR's block ${cid} breaks the format: ${cause.message}`, { cause })
       }
+      for (const statement of statements) {
+        const key = seenKey(statement.tile)
+        const earlier = stated.get(key)
+        if (earlier !== undefined && earlier.length !== statement.length) throw lengthMismatch(statement, earlier.length, earlier.row)
+        stated.set(key, statement)
+      }
       const key = seenKey(cid)
-      present.add(key)
+      present.set(key, bytes.length)
       if (rootKeys.has(key)) rootBlocks.set(key, bytes)
       if (cid.code === DAG_CBOR) {
         for (const link of linksOf(decodeCbor(bytes))) {
@@ -100,6 +110,11 @@ export async function importCar(
       if (await writer.put(cid, bytes, options)) newBlocks++
     }
     structure.finish()
+    for (const [key, statement] of stated) {
+      const size = present.get(key) ?? (await store.size(statement.tile, options))
+      // An absent tile is the completeness check's to report.
+      if (size !== undefined && size !== statement.length) throw lengthMismatch(statement, size)
+    }
     for (const [key, { cid, from }] of needed) {
       if (present.has(key) || cid.multihash.code === IDENTITY) continue
       if (!(await store.has(cid, options))) {
@@ -149,6 +164,12 @@ export async function importCar(
     await writer.abort()
     throw error
   }
+}
+
+/** A row index's stated tile length that the tile (or another row index) contradicts. */
+function lengthMismatch(statement: TileLength, actual: number, otherRow?: CID): IntegrityError {
+  const what = otherRow === undefined ? `the tile has ${actual}` : `row index ${otherRow} states ${actual}`
+  return new IntegrityError(`Row index ${statement.row} states ${statement.length} bytes for tile ${statement.tile}, but ${what}`)
 }
 
 function rootKind(cid: CID, bytes: Uint8Array): { kind: 'dataset'; name: string } | { kind: 'image' | 'block'; label?: string } {

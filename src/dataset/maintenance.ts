@@ -119,7 +119,13 @@ export async function verifyRoots(store: BlockStore, roots: readonly StoreRoot[]
           const block = data ?? (await store.get(cid, options))
           blocks++
           bytes += block.length
-          structure.block(cid, block)
+          for (const { tile, length, row } of structure.block(cid, block)) {
+            const size = await store.size(tile, options)
+            // A missing tile is the walk's to report.
+            if (size !== undefined && size !== length) {
+              report(tile, new IntegrityError(`Tile ${tile} has ${size} bytes, but row index ${row} states ${length}`))
+            }
+          }
         } catch (error) {
           if (!(error instanceof TesseraError)) throw error
           report(cid, error)

@@ -4,16 +4,25 @@
  * a block that hashes right can still break the spec, and such a block must neither be imported
  * nor verify as whole. Image roots, dataset versions and tree nodes are told by their shape and
  * decoded; a tile row index has no shape of its own, so it is checked against the manifest that
- * lists it (its column count, its format version). Blocks reached parents first (a walk, a CAR in
+ * lists it (its column count, its format version), and the tile lengths it states are handed to
+ * the caller to compare with the tiles. Blocks reached parents first (a walk, a CAR in
  * `car export` order) are checked as they come; a block met before the manifest that lists it is
  * kept until the manifest comes, or until finish().
  */
 import { IntegrityError, TesseraError } from '../errors.js'
 import { type CID, DAG_CBOR, decodeCbor } from '../format/block.js'
 import { levelGeometry } from '../format/grid.js'
-import { decodeManifest, decodeTileRow } from '../format/manifest.js'
+import { decodeManifest, decodeTileRow, type TileRowIndex } from '../format/manifest.js'
 import { decodeNode, decodeVersion } from './codec.js'
 import { seenKey } from './walk.js'
+
+/** A tile row index's statement of one tile's length (format.md §6: `lengths[c]`). */
+export interface TileLength {
+  readonly tile: CID
+  readonly length: number
+  /** The row index that states it. */
+  readonly row: CID
+}
 
 /** What the manifest listing a tile row index expects of it. */
 interface RowExpectation {
@@ -31,20 +40,25 @@ export class StructureCheck {
   /** dag-cbor blocks of no known shape met before any manifest listed them: tile row indexes, maybe. */
   readonly #unplaced = new Map<string, { readonly cid: CID; readonly bytes: Uint8Array }>()
 
-  /** Checks `bytes`, the block `cid` (a raw block is not looked at). Throws IntegrityError. */
-  block(cid: CID, bytes: Uint8Array): void {
-    if (cid.code !== DAG_CBOR) return
+  /**
+   * Checks `bytes`, the block `cid` (a raw block is not looked at). Throws IntegrityError.
+   * Returns the tile lengths stated by the row indexes it checked (this block, or rows met
+   * before their manifest): the caller compares them with the tiles, which it can size.
+   */
+  block(cid: CID, bytes: Uint8Array): TileLength[] {
+    if (cid.code !== DAG_CBOR) return []
     const value = decodeCbor(bytes)
     const shaped = value !== null && typeof value === 'object'
-    if (shaped && 'tessera' in value) this.#manifest(cid, bytes)
-    else if (shaped && 'tesseraDataset' in value) decodeVersion(bytes)
+    if (shaped && 'tessera' in value) return this.#manifest(cid, bytes)
+    if (shaped && 'tesseraDataset' in value) decodeVersion(bytes)
     else if (shaped && 'level' in value && ('entries' in value || 'children' in value)) decodeNode(bytes)
     else {
       const key = seenKey(cid)
       const expected = this.#expected.get(key)
-      if (expected !== undefined) this.#row(cid, bytes, expected)
-      else if (!this.#checked.has(key)) this.#unplaced.set(key, { cid, bytes })
+      if (expected !== undefined) return this.#row(cid, bytes, expected)
+      if (!this.#checked.has(key)) this.#unplaced.set(key, { cid, bytes })
     }
+    return []
   }
 
   /**
@@ -56,8 +70,9 @@ export class StructureCheck {
     this.#expected.clear()
   }
 
-  #manifest(cid: CID, bytes: Uint8Array): void {
+  #manifest(cid: CID, bytes: Uint8Array): TileLength[] {
     const manifest = decodeManifest(bytes)
+    const stated: TileLength[] = []
     for (const level of manifest.levels) {
       const { columns } = levelGeometry(level.width, level.height, manifest.tileSize)
       const expected: RowExpectation = { columns, version: manifest.tessera, image: cid }
@@ -73,21 +88,24 @@ export class StructureCheck {
         if (unplaced === undefined) this.#expected.set(key, expected)
         else {
           this.#unplaced.delete(key)
-          this.#row(unplaced.cid, unplaced.bytes, expected)
+          stated.push(...this.#row(unplaced.cid, unplaced.bytes, expected))
         }
       }
     }
+    return stated
   }
 
-  #row(cid: CID, bytes: Uint8Array, expected: RowExpectation): void {
+  #row(cid: CID, bytes: Uint8Array, expected: RowExpectation): TileLength[] {
     const key = seenKey(cid)
+    let index: TileRowIndex
     try {
-      decodeTileRow(bytes, expected.columns, expected.version)
+      index = decodeTileRow(bytes, expected.columns, expected.version)
     } catch (error) {
       if (!(error instanceof TesseraError)) throw error
       throw new IntegrityError(`Tile row index ${cid} of image ${expected.image} is not valid: ${error.message}`, { cause: error })
     }
     this.#expected.delete(key)
     this.#checked.set(key, expected.columns)
+    return index.tiles.map((tile, c) => ({ tile, length: index.lengths[c]!, row: cid }))
   }
 }

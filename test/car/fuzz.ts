@@ -8,8 +8,8 @@
  *
  * One input is imported into a fresh memory store. It must succeed or fail with a Tessera code;
  * a failure leaves the store empty (no block, pin or reference: the import is all or nothing);
- * a success leaves a store that `verify --all` finds whole, and every image root crops whole at
- * every level.
+ * a success leaves a store that `verify --all` finds whole, every root exports as a CAR again,
+ * and every image root crops whole at every level.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { copyFile, mkdir } from 'node:fs/promises'
@@ -127,6 +127,11 @@ export async function importMutatedCar(path: string): Promise<Outcome> {
     const { problems } = await verifyAll(store)
     if (problems.length > 0) return { kind: 'crash', error: `imported, then verify found ${JSON.stringify(problems).slice(0, 200)}` }
     for (const root of roots) {
+      try {
+        await collect(exportCar(store, root.cid))
+      } catch (error) {
+        return { kind: 'crash', error: `imported, then car export of ${root.cid} failed: ${describeError(error)}` }
+      }
       if (root.kind !== 'image') continue
       try {
         await cropAll(store, root.cid)

@@ -6,12 +6,14 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { varint } from 'multiformats'
 import { identity } from 'multiformats/hashes/identity'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { exportCar } from '../../src/car/export.js'
+import { carHeader, exportCar } from '../../src/car/export.js'
 import { importCar } from '../../src/car/import.js'
 import { verifyAll } from '../../src/dataset/maintenance.js'
 import { StructureCheck } from '../../src/dataset/structure.js'
+import { walkBlocks } from '../../src/dataset/walk.js'
 import { type Block, CID, cborBlock, DAG_CBOR } from '../../src/format/block.js'
 import { decodeManifest, decodeTileRow, encodeManifest, encodeTileRow, type ImageManifest } from '../../src/format/manifest.js'
 import { importImage, openStore } from '../../src/image.js'
@@ -101,10 +103,35 @@ describe('StructureCheck', () => {
   })
 })
 
+async function collect(parts: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = []
+  for await (const part of parts) chunks.push(part)
+  return Buffer.concat(chunks)
+}
+
+async function* once(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  yield bytes
+}
+
+/** A CARv1 of `blocks` under `root`, framed by hand. */
+function carOf(root: CID, blocks: readonly Block[]): Uint8Array {
+  const frames = blocks.map(({ cid, bytes }) => {
+    const length = cid.bytes.length + bytes.length
+    return Buffer.concat([varint.encodeTo(length, new Uint8Array(varint.encodingLength(length))), cid.bytes, bytes])
+  })
+  return Buffer.concat([carHeader(root), ...frames])
+}
+
+/** The first row index stating one byte too many for its first tile. */
+function lyingRow(): Block {
+  const index = decodeTileRow(rows[0]!.bytes, 3)
+  return encodeTileRow({ tiles: index.tiles, lengths: [index.lengths[0]! + 1, ...index.lengths.slice(1)] })
+}
+
 describe('a row index that breaks the format', () => {
-  async function damagedStore(): Promise<{ store: BlockStore; root: CID; row: CID }> {
+  async function damagedStore(row = shortRow()): Promise<{ store: BlockStore; root: CID; row: CID }> {
     const target = await openStore('memory:')
-    const bad = withRow(shortRow())
+    const bad = withRow(row)
     const writer = await target.begin()
     for (const block of [bad.manifest, bad.row, ...rows.slice(1)]) await writer.put(block.cid, block.bytes)
     for await (const tile of tilesOf(rows)) await writer.put(tile.cid, tile.bytes)
@@ -126,6 +153,30 @@ describe('a row index that breaks the format', () => {
       expect(problems).toEqual([expect.objectContaining({ cid: row.toString(), code: 'ERR_INTEGRITY' })])
     } finally {
       await damaged.close()
+    }
+  })
+
+  it('stating a wrong tile length: a problem for verify --all, and CAR import refuses it', async () => {
+    const { store: damaged, root, row } = await damagedStore(lyingRow())
+    const target = await openStore('memory:')
+    try {
+      const tile = decodeTileRow(rows[0]!.bytes, 3).tiles[0]!
+      const { problems } = await verifyAll(damaged)
+      expect(problems).toEqual([
+        { cid: tile.toString(), code: 'ERR_INTEGRITY', message: expect.stringContaining(`but row index ${row} states`) },
+      ])
+      // `car export` refuses to write it (the tile's length is not the one stated): a CAR by hand.
+      await expect(collect(exportCar(damaged, root))).rejects.toMatchObject({ code: 'ERR_INTEGRITY' })
+      const blocks: Block[] = []
+      for await (const { cid, bytes } of walkBlocks(damaged, [root])) blocks.push({ cid, bytes: bytes ?? (await damaged.get(cid)) })
+      await expect(importCar(target, once(carOf(root, blocks)))).rejects.toMatchObject({
+        code: 'ERR_INTEGRITY',
+        message: expect.stringMatching(/^Row index .* states \d+ bytes for tile .*, but the tile has \d+$/),
+      })
+      expect(await target.storedBytes()).toBe(0)
+    } finally {
+      await damaged.close()
+      await target.close()
     }
   })
 
