@@ -75,7 +75,8 @@ const DEFAULT_STATUS: Record<string, number> = {
 
 const CONTEXT_STATUS: Record<ErrorContext, Record<string, number>> = {
   default: {},
-  upload: { ERR_LIMIT: 413, ERR_UNSUPPORTED_FORMAT: 415, ERR_CORRUPT_INPUT: 422 },
+  // In an upload, a block that does not match its CID is the body's (a CAR's), not the store's.
+  upload: { ERR_LIMIT: 413, ERR_UNSUPPORTED_FORMAT: 415, ERR_CORRUPT_INPUT: 422, ERR_INTEGRITY: 422 },
   iiif: { ERR_INVALID_CID: 404 },
 }
 

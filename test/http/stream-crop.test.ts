@@ -5,9 +5,13 @@
  */
 import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { exportCar } from '../../src/car/export.js'
 import type { Region } from '../../src/format/interface.js'
-import { makeImage, naiveCrop, type TestImage } from '../helpers/oracle.js'
+import { decodeManifest, decodeTileRow } from '../../src/format/manifest.js'
+import { importImage, openStore } from '../../src/image.js'
+import { makeImage, naiveCrop, type TestImage, writePam } from '../helpers/oracle.js'
 import { encodePng } from '../stream/png-encoder.js'
 import { stripTiff } from '../stream/tiff-builder.js'
 import { decode, type Fixture, fixture } from './helpers.js'
@@ -20,6 +24,26 @@ function pngOf(image: TestImage, idatBytes = 997): Uint8Array {
   const colorType = ({ 1: 0, 2: 4, 3: 2, 4: 6 } as const)[image.channels as 1 | 2 | 3 | 4]
   const samples = image.bits === 8 ? image.data : new Uint16Array(image.data.buffer.slice(0))
   return encodePng({ width: image.width, height: image.height, colorType, bitDepth: image.bits, samples, idatBytes })
+}
+
+/** The CAR of `image` (16-px tiles) with the first data byte of its first tile flipped. */
+async function carWithBadTile(image: TestImage): Promise<Uint8Array> {
+  const store = await openStore('memory:')
+  try {
+    const path = join(fx.dir, 'car-source.pam')
+    await writePam(path, image)
+    const { cid } = await importImage(store, path, { tileSize: 16, workers: 0 })
+    const parts: Uint8Array[] = []
+    for await (const part of exportCar(store, cid)) parts.push(part)
+    const car = Buffer.concat(parts)
+    const manifest = decodeManifest(await store.get(cid))
+    const row = decodeTileRow(await store.get(manifest.levels[0]!.rows[0]!), 3)
+    const at = car.indexOf(row.tiles[0]!.bytes) + row.tiles[0]!.bytes.length
+    car[at]! ^= 0x01
+    return car
+  } finally {
+    await store.close()
+  }
 }
 
 interface Answer {
@@ -165,6 +189,8 @@ describe('POST /crop', () => {
       [query({ x: 0, y: 0, width: 4, height: 4 }, '&nope=1'), png, 400, 'ERR_INVALID_ARGUMENT'],
       [query({ x: 0, y: 0, width: 4, height: 4 }), new TextEncoder().encode('not an image at all'), 415, 'ERR_UNSUPPORTED_FORMAT'],
       [query({ x: 0, y: 0, width: 4, height: 4 }), png.subarray(0, 60), 422, 'ERR_CORRUPT_INPUT'],
+      // A block of the body that does not match its CID is the body's fault, not the store's.
+      [query({ x: 0, y: 0, width: 40, height: 30 }), await carWithBadTile(image), 422, 'ERR_INTEGRITY'],
     ]
     const answers = []
     for (const [path, body] of bad) {
