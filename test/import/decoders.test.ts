@@ -287,3 +287,45 @@ describe('pnm header parser', () => {
     expect(() => parsePnmHeader(bytes(text), true)).toThrow(expect.objectContaining({ code }))
   })
 })
+
+describe('decoders: TIFF tags nobody reads', () => {
+  it('a tag whose values point past the end of the file is let be, as libtiff lets it; a needed one is not', async () => {
+    const { tiff } = await import('../../testdata/bad/encoders.js')
+    const { writeFileSync } = await import('node:fs')
+    const { cropStream } = await import('../../src/stream/index.js')
+    // XMP (700): 40 bytes stored out of the IFD, then its offset moved far past the end.
+    const bytes = tiff({ width: 9, height: 5, extra: [[700, 1, Array.from({ length: 40 }, (_, i) => i)]] })
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length)
+    const ifd = view.getUint32(4, true)
+    const entryOf = (tag: number): number => {
+      for (let i = 0, n = view.getUint16(ifd, true); i < n; i++) if (view.getUint16(ifd + 2 + 12 * i, true) === tag) return ifd + 2 + 12 * i
+      throw new Error(`no tag ${tag}`)
+    }
+    view.setUint32(entryOf(700) + 8, 0x7fff0000, true)
+    const dir = freshTmp()
+    const path = join(dir, 'stray-xmp.tif')
+    writeFileSync(path, bytes)
+    const image = await openDecoder(path, options(dir))
+    const pixels = await readAll(image, 2)
+    await image.close()
+    expect(pixels.length).toBe(45)
+    const crop = await cropStream(path, [{ x: 0, y: 0, width: 9, height: 5 }], { format: 'raw' })
+    const parts: Uint8Array[] = []
+    for await (const part of crop.outputs[0]!.bytes()) parts.push(part)
+    expect(Buffer.compare(Buffer.concat(parts), Buffer.from(pixels))).toBe(0)
+    // The same fault in a tag that is read (BitsPerSample of 3 samples, out of line) is corrupt.
+    const rgb = tiff({ width: 9, height: 5, samples: 3 })
+    const rgbView = new DataView(rgb.buffer, rgb.byteOffset, rgb.length)
+    const rgbIfd = rgbView.getUint32(4, true)
+    for (let i = 0, n = rgbView.getUint16(rgbIfd, true); i < n; i++) {
+      const at = rgbIfd + 2 + 12 * i
+      if (rgbView.getUint16(at, true) === 258) rgbView.setUint32(at + 8, 0x7fff0000, true)
+    }
+    const rgbPath = join(dir, 'stray-bits.tif')
+    writeFileSync(rgbPath, rgb)
+    await expect(openDecoder(rgbPath, options(dir))).rejects.toMatchObject({
+      code: 'ERR_CORRUPT_INPUT',
+      message: expect.stringContaining('tag 258'),
+    })
+  })
+})

@@ -111,6 +111,7 @@ export function isTiff(head: Uint8Array): boolean {
 }
 
 interface Entry {
+  readonly tag: number
   readonly type: number
   readonly count: number
   /** Where the value bytes are: inline in the IFD or at an offset. */
@@ -165,16 +166,17 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number, heade
     const valueAt = at + (bigTiff ? 12 : 8)
     const inline = n * size <= (bigTiff ? 8 : 4)
     const offset = inline ? 0 : bigTiff ? safe(ifdView.getBigUint64(valueAt, littleEndian)) : ifdView.getUint32(valueAt, littleEndian)
-    if (!inline && offset + n * size > fileSize) {
-      throw new CorruptInputError(`TIFF tag ${tag} values lie outside the file (truncated?)`)
-    }
-    entries.set(tag, { type, count: n, offset, bytes: inline ? ifd.subarray(valueAt, valueAt + n * size) : undefined })
+    entries.set(tag, { tag, type, count: n, offset, bytes: inline ? ifd.subarray(valueAt, valueAt + n * size) : undefined })
   }
 
   /** The first `count` values' bytes of `entry` (all of them by default). */
+  // Values are bounded by the file only when read: a tag nobody reads may point anywhere, as
+  // libtiff lets it (it warns and goes on).
   const bytesOf = async (entry: Entry, count = entry.count): Promise<Uint8Array> => {
     const length = count * TYPE_SIZE[entry.type]!
-    return entry.bytes?.subarray(0, length) ?? (await read(entry.offset, length, 'TIFF tag'))
+    if (entry.bytes !== undefined) return entry.bytes.subarray(0, length)
+    if (entry.offset + length > fileSize) throw new CorruptInputError(`TIFF tag ${entry.tag} values lie outside the file (truncated?)`)
+    return await read(entry.offset, length, 'TIFF tag')
   }
   /** The values of `tag`, at most `most` of them: a count mutated to billions reads no more than is used. */
   const numbers = async (tag: number, most = Number.POSITIVE_INFINITY): Promise<number[] | undefined> => {
