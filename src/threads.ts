@@ -204,10 +204,18 @@ export function serveJobs<Job, Result>(
  * exposes it to a new context once the flag is set: Node offers no other way inside a worker.
  */
 function garbageCollector(garbageBytes: number): () => void {
-  setFlagsFromString('--expose-gc')
-  const gc = runInNewContext('gc') as () => void
+  const gc = fullCollection()
   let jobs = 0
   return () => {
     if (++jobs % 4 === 0 && process.memoryUsage().arrayBuffers > garbageBytes) gc()
   }
+}
+
+/**
+ * V8's full collection, as `gc` would be with --expose-gc (see garbageCollector): for code that
+ * makes ArrayBuffer garbage faster than V8's external-memory trigger (64 MiB) collects it.
+ */
+export function fullCollection(): () => void {
+  setFlagsFromString('--expose-gc')
+  return runInNewContext('gc') as () => void
 }

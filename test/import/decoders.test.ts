@@ -329,3 +329,25 @@ describe('decoders: TIFF tags nobody reads', () => {
     })
   })
 })
+
+describe('decoders: PNG damage libpng only warns about', () => {
+  // Found by the stream fuzzer (test/stream/fuzz.ts): libpng decodes around these with a
+  // warning, which sharp's failOn 'warning' lets through, and libvips makes up the pixels.
+  const dir = fixture('bad/libpng-warnings')
+  it.each(readdirSync(dir))('%s: ERR_CORRUPT_INPUT, nothing left behind', async (name) => {
+    const tmp = freshTmp()
+    const error = await (async () => {
+      const image = await openDecoder(join(dir, name), options(tmp))
+      try {
+        await readAll(image, 4)
+      } finally {
+        await image.close()
+      }
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(error).toMatchObject({ code: 'ERR_CORRUPT_INPUT', message: expect.stringMatching(/^PNG (image data does not inflate|\w{4} chunk fails its CRC)/) })
+    expect(readdirSync(tmp)).toEqual([])
+  })
+})

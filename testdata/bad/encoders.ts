@@ -299,6 +299,8 @@ export interface PngSpec {
   readonly idatChunk?: number
   /** Which chunk gets a wrong CRC. */
   readonly badCrc?: 'IHDR' | 'IDAT'
+  /** A tEXt chunk whose CRC is wrong, before IDAT. */
+  readonly badTextCrc?: boolean
 }
 
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 }
@@ -385,6 +387,7 @@ export function png(spec: PngSpec): Uint8Array {
     const n = 2 ** bitDepth
     chunks.push(pngChunk('PLTE', Uint8Array.from({ length: 3 * n }, (_, i) => (i * 37) & 0xff)))
   }
+  if (spec.badTextCrc === true) chunks.push(pngChunk('tEXt', new TextEncoder().encode('Comment\0damaged'), true))
   const data = spec.idat ?? deflateSync(pngScanlines(spec))
   const step = spec.idatChunk ?? 1 << 20
   for (let at = 0; at < data.length; at += step) {

@@ -566,6 +566,13 @@ function structural(): BadInput[] {
     { name: 'png-bad-crc-idat.png', expect: 'ERR_CORRUPT_INPUT', why: 'IDAT CRC wrong', make: () => png({ width: 30, height: 20, badCrc: 'IDAT' }) },
     { name: 'png-zero-width.png', expect: 'ERR_CORRUPT_INPUT', why: 'width 0', make: () => png({ width: 0, height: 20, idat: zeroZlib(20) }) },
     { name: 'png-bit-depth-3.png', expect: 'ERR_CORRUPT_INPUT', why: 'bit depth 3', make: () => png({ width: 8, height: 8, colorType: 0, bitDepth: 3, idat: zeroZlib(32) }) },
+    // libpng reports it as a warning and decodes around it (testdata/bad/libpng-warnings/ has more).
+    {
+      name: 'png-bad-crc-text.png',
+      expect: 'ERR_CORRUPT_INPUT',
+      why: 'an ancillary chunk CRC wrong',
+      make: () => png({ width: 30, height: 20, badTextCrc: true }),
+    },
     { name: 'png-short-idat.png', expect: 'ERR_CORRUPT_INPUT', why: 'zlib stream ends rows early', make: () => png({ width: 64, height: 64, colorType: 0, idat: zeroZlib(65 * 10) }) },
     { name: 'png-no-idat.png', expect: 'ERR_CORRUPT_INPUT', why: 'IHDR then IEND', make: () => png({ width: 8, height: 8, idat: new Uint8Array(0) }) },
 

@@ -28,6 +28,7 @@ import { colorModelOf, pixelFormat } from '../../format/pixel.js'
 import { ownedPrefix, removeStaleTemporaries } from '../../temp.js'
 import { DEFAULT_MAX_DECODE_BYTES, STALE_TEMP_MS, TEMP_FREE_MARGIN_BYTES } from '../limits.js'
 import type { DecodedImage, DecodeOptions } from './interface.js'
+import { checkPng } from './png-check.js'
 import { checkBandHeight, checkDimensions, RowFileImage, readAt } from './rows.js'
 
 /** sharp's `limitInputPixels` for a `maxPixels` (0 would mean "no limit" to sharp). */
@@ -176,11 +177,16 @@ async function decodeInMemory(
   options.signal?.throwIfAborted()
   let data: Buffer
   try {
+    const checked = integrityCheck(path, head, options.signal)
+    checked.catch(() => undefined) // awaited below, once libvips is done
     data = await sharpFor(path, { limitInputPixels: pixelLimit(options.maxPixels), ignoreIcc: true, sequentialRead: true })
       .toColourspace(info.space)
       .raw()
       .toBuffer()
+      .finally(() => checked.catch(() => undefined))
+    await checked
   } catch (error) {
+    if (error instanceof CorruptInputError) throw error
     throw mapSharpError(error, head)
   } finally {
     await release()
@@ -265,17 +271,23 @@ async function openSharpPath(
   // writes the .v header first and then the rows in order, so the file only ever grows.
   let finished = false
   let failure: Error | undefined
+  const checked = integrityCheck(path, head, options.signal).catch((error: unknown) => {
+    failure ??= error as Error
+  })
   const written = sharpFor(path, { limitInputPixels: pixelLimit(options.maxPixels), ignoreIcc: true, sequentialRead: true })
     .toColourspace(info.space)
     .toFile(tmp)
     .then(
-      () => {
+      async () => {
+        await checked
         finished = true
       },
-      (error: unknown) => {
+      async (error: unknown) => {
+        await checked
         failure = mapSharpError(error, head, tmp)
       },
     )
+  const total = V_HEADER + info.width * info.height * info.format.channels * (info.format.bitsPerSample / 8)
   let opened: FileHandle | undefined
   const available = async (end: number): Promise<void> => {
     for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
@@ -285,7 +297,8 @@ async function openSharpPath(
         (s) => s.size,
         () => 0,
       )
-      if (size >= end || finished) return
+      // The last rows wait for libvips to finish, and for the integrity check.
+      if ((size >= end && end < total) || finished) return
       await Promise.race([written, sleep(wait)])
     }
   }
@@ -396,6 +409,18 @@ export function isKnownRaster(head: Uint8Array): boolean {
     at(0, 'MM\0*') ||
     at(4, 'ftyp')
   )
+}
+
+/**
+ * What libvips does not check for itself, checked beside its decode: a PNG's CRCs and zlib
+ * stream (png-check.ts: libpng decodes around such damage with only a warning, and libvips would
+ * make up the pixels). Resolves at once for other formats.
+ */
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a] as const
+
+async function integrityCheck(path: string, head: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<void> {
+  if (head === undefined || !PNG_SIGNATURE.every((byte, i) => head[i] === byte)) return
+  await checkPng(path, signal)
 }
 
 /**
