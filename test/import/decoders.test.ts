@@ -347,7 +347,10 @@ describe('decoders: PNG damage libpng only warns about', () => {
       () => undefined,
       (e: unknown) => e,
     )
-    expect(error).toMatchObject({ code: 'ERR_CORRUPT_INPUT', message: expect.stringMatching(/^PNG (image data does not inflate|\w{4} chunk fails its CRC)/) })
+    expect(error).toMatchObject({
+      code: 'ERR_CORRUPT_INPUT',
+      message: expect.stringMatching(/^PNG (image data does not inflate|\w{4} chunk fails its CRC)/),
+    })
     expect(readdirSync(tmp)).toEqual([])
   })
 })
