@@ -61,7 +61,8 @@ export async function importCar(
   try {
     // Blocks of the CAR by key, with their lengths.
     const present = new Map<string, number>()
-    // Tile lengths the row indexes state, checked against the tiles once all are in.
+    // Tile lengths the row indexes state, for tiles not met yet (in `car export` order, the
+    // current row's): checked as each tile comes, the rest against the store at the end.
     const stated = new Map<string, TileLength>()
     // Strong links (spec/dataset.md §8) seen so far, with the block that holds them.
     const needed = new Map<string, { cid: CID; from: CID }>()
@@ -95,11 +96,21 @@ export async function importCar(
       }
       for (const statement of statements) {
         const key = seenKey(statement.tile)
+        const size = present.get(key)
+        if (size !== undefined) {
+          if (size !== statement.length) throw lengthMismatch(statement, size)
+          continue
+        }
         const earlier = stated.get(key)
         if (earlier !== undefined && earlier.length !== statement.length) throw lengthMismatch(statement, earlier.length, earlier.row)
         stated.set(key, statement)
       }
       const key = seenKey(cid)
+      const waiting = stated.get(key)
+      if (waiting !== undefined) {
+        if (waiting.length !== bytes.length) throw lengthMismatch(waiting, bytes.length)
+        stated.delete(key)
+      }
       present.set(key, bytes.length)
       if (rootKeys.has(key)) rootBlocks.set(key, bytes)
       if (cid.code === DAG_CBOR) {
@@ -110,8 +121,8 @@ export async function importCar(
       if (await writer.put(cid, bytes, options)) newBlocks++
     }
     structure.finish()
-    for (const [key, statement] of stated) {
-      const size = present.get(key) ?? (await store.size(statement.tile, options))
+    for (const statement of stated.values()) {
+      const size = await store.size(statement.tile, options)
       // An absent tile is the completeness check's to report.
       if (size !== undefined && size !== statement.length) throw lengthMismatch(statement, size)
     }
