@@ -169,9 +169,10 @@ export async function readTiffHeader(handle: FileHandle, fileSize: number, heade
     entries.set(tag, { tag, type, count: n, offset, bytes: inline ? ifd.subarray(valueAt, valueAt + n * size) : undefined })
   }
 
-  /** The first `count` values' bytes of `entry` (all of them by default). */
-  // Values are bounded by the file only when read: a tag nobody reads may point anywhere, as
-  // libtiff lets it (it warns and goes on).
+  /**
+   * The first `count` values' bytes of `entry` (all of them by default). Values are bounded by
+   * the file only when read: a tag nobody reads may point anywhere, as libtiff lets it.
+   */
   const bytesOf = async (entry: Entry, count = entry.count): Promise<Uint8Array> => {
     const length = count * TYPE_SIZE[entry.type]!
     if (entry.bytes !== undefined) return entry.bytes.subarray(0, length)
