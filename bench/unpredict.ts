@@ -18,6 +18,7 @@ import { planCrop } from '../src/crop/plan.js'
 import { decodePredictorRows, encodePredictor } from '../src/format/predictor.js'
 import { TileCoder } from '../src/format/tile-codec.js'
 import { unpredictCopy, unpredictScratch } from '../src/format/unpredict.js'
+import { median, random } from './lib.js'
 
 const { values } = parseArgs({
   options: {
@@ -31,19 +32,6 @@ const TILE = 256
 const GRID = 8
 const CROP = 512
 
-/** mulberry32, as in bench/run.ts. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!
 const now = () => Number(process.hrtime.bigint())
 
 /** RGB pixels of a GRID*TILE square from the PPM (or photo-like noise if it is missing). */

@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises'
 import { expect } from 'vitest'
 import type { Band, BitDepth, ColorModel, PixelFormat } from '../../../src/format/interface.js'
 import { pixelFormat } from '../../../src/format/pixel.js'
+import { mulberry32 as random } from '../../helpers/random.js'
 import type { DecodedImage } from '../../helpers/readers.js'
 
 export const MODELS: readonly ColorModel[] = ['gray', 'graya', 'rgb', 'rgba']
@@ -15,16 +16,7 @@ export const DEPTHS: readonly BitDepth[] = [8, 16]
 export const FORMATS: readonly PixelFormat[] = MODELS.flatMap((m) => DEPTHS.map((d) => pixelFormat(m, d)))
 
 /** A small seeded PRNG (mulberry32): same seed, same sequence, on every machine. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { random }
 
 /** A `width` x `height` image of `format`: interleaved, 16-bit little-endian. */
 export function makeImage(width: number, height: number, format: PixelFormat, seed = 1): Uint8Array {
