@@ -1,5 +1,8 @@
 /** Small helpers every benchmark script shares. */
-import { readFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 
 /**
  * mulberry32: a tiny seeded generator of numbers in [0, 1), so every run of a benchmark uses
@@ -28,18 +31,33 @@ export function median(samples: readonly number[]): number {
 }
 
 /**
- * `base` (the environment) as bin/tessera (the package's bin) passes it on: its
- * `: "${NAME:=VALUE}"` lines set what `base` does not, and its NODE_OPTIONS line puts its own
- * options before those of `base` (later ones win). Benchmarks that start the CLI some other way
- * (node with flags, a bundle of the current source) run it in this environment, so that they
- * measure the process users run.
+ * `base` (the environment) as bin/tessera (the package's bin) passes it on to `node` for
+ * `command`: the wrapper itself runs, with a program in place of node that prints the
+ * environment it was given. Benchmarks that start the CLI some other way (node with flags, a
+ * bundle of the current source) run it in this environment, so that they measure the process
+ * users run. (Reading the script's lines instead missed settings once they moved inside its
+ * `case`: bench:soak then ran the server without glibc's mmap threshold, 30-60 MiB higher.)
  */
-export function wrapperEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  const script = readFileSync('bin/tessera', 'utf8')
-  const env = { ...base }
-  for (const [, name, value] of script.matchAll(/^: "\$\{(\w+):=([^}]*)\}"$/gm)) env[name!] ||= value!
-  const options = /^NODE_OPTIONS="([^"$]*)\$\{NODE_OPTIONS:\+ \$NODE_OPTIONS\}"$/m.exec(script)?.[1]
-  if (options === undefined) throw new Error('bin/tessera: its NODE_OPTIONS line was not found')
-  env.NODE_OPTIONS = base.NODE_OPTIONS ? `${options} ${base.NODE_OPTIONS}` : options
-  return env
+export function wrapperEnv(command: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-wrapper-'))
+  try {
+    writeFileSync(join(dir, 'node'), '#!/bin/sh\nexec env -0\n', { mode: 0o755 })
+    const run = spawnSync(resolve('bin/tessera'), [command], { env: { ...base, PATH: `${dir}:${base.PATH ?? ''}` } })
+    if (run.status !== 0) throw new Error(`bin/tessera ${command} with a stand-in node: ${run.stderr}`)
+    const env: NodeJS.ProcessEnv = {}
+    for (const pair of run.stdout.toString().split('\0')) {
+      const at = pair.indexOf('=')
+      if (at > 0) env[pair.slice(0, at)] = pair.slice(at + 1)
+    }
+    // What the shell adds for itself, and the stand-in's directory, are not the wrapper's.
+    for (const name of ['PWD', 'OLDPWD', 'SHLVL', '_']) {
+      if (base[name] === undefined) delete env[name]
+      else env[name] = base[name]
+    }
+    if (base.PATH === undefined) delete env.PATH
+    else env.PATH = base.PATH
+    return env
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }

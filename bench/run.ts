@@ -60,7 +60,7 @@ function runNode(args: string[]): Promise<{ seconds: number; rssMiB: number; std
     const started = process.hrtime.bigint()
     const child = spawn(process.execPath, ['--import', resolve('bench/peak-rss.mjs'), ...args], {
       stdio: ['ignore', 'pipe', 'inherit', 'pipe'],
-      env: { ...wrapperEnv(), TESSERA_BENCH_RSS_FD: '3' },
+      env: { ...wrapperEnv('import'), TESSERA_BENCH_RSS_FD: '3' },
     })
     let stdout = ''
     let rss = ''

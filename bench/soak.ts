@@ -330,7 +330,7 @@ async function main() {
   const port = await freePort()
   // The server as `tessera serve` runs: with the malloc settings and V8 options bin/tessera
   // (the package's bin) gives it, unless the environment or --server-env says otherwise.
-  const env = wrapperEnv()
+  const env = wrapperEnv('serve')
   for (const pair of values['server-env']!) {
     const at = pair.indexOf('=')
     env[pair.slice(0, at)] = pair.slice(at + 1)
