@@ -9,6 +9,7 @@
  * watch belongs to one response, and counts only bytes that wait for the client.
  */
 import type { ServerResponse } from 'node:http'
+import { readFileSync } from 'node:fs'
 import { Socket } from 'node:net'
 
 /**
@@ -17,6 +18,12 @@ import { Socket } from 'node:net'
  * A response still being prepared has nothing waiting, and never times out here. A response
  * queued behind another on its connection (pipelined requests) is watched from when it gets
  * the socket.
+ *
+ * "Taken" is seen two ways. Node reports a write done when the kernel has taken all of it; but
+ * once the socket's send buffer is full, the kernel takes more only when half of that buffer
+ * has drained (Linux autotunes it up to 4 MiB), so a client reading 64 KiB/s shows no progress
+ * for up to 32 s (bench:soak dropped such readers). Where the kernel tells (Linux), the bytes it
+ * still holds unacknowledged for the connection shrinking counts as progress too.
  */
 export function watchSend(res: ServerResponse, timeout: number): void {
   const socket = res.socket
@@ -30,17 +37,50 @@ export function watchSend(res: ServerResponse, timeout: number): void {
   const taken = () => socket.bytesWritten - socket.writableLength
   let last = taken()
   let waiting = socket.writableLength > 0
+  let unacknowledged: number | undefined
   const timer = setInterval(
     () => {
       const now = taken()
       const stillWaiting = socket.writableLength > 0
+      // Read only while bytes wait: a client that keeps up costs nothing here.
+      const held = stillWaiting ? kernelHeld(socket) : undefined
+      const acknowledged = held !== undefined && unacknowledged !== undefined && held < unacknowledged
       // Waiting at both checks with nothing taken in between: a whole interval of stall.
-      if (waiting && stillWaiting && now === last) res.destroy()
+      if (waiting && stillWaiting && now === last && !acknowledged) res.destroy()
       last = now
       waiting = stillWaiting
+      unacknowledged = held
     },
     Math.max(1, Math.ceil(timeout / 2)),
   )
   timer.unref()
   res.once('close', () => clearInterval(timer))
+}
+
+/**
+ * Bytes the kernel holds for `socket` that its peer has not acknowledged: the `tx_queue` of
+ * Linux's /proc/net/tcp (or tcp6). Undefined elsewhere, or when the connection is not found
+ * there exactly once (matched by its two ports).
+ */
+function kernelHeld(socket: Socket): number | undefined {
+  const { localPort, remotePort, remoteFamily } = socket
+  if (localPort === undefined || remotePort === undefined) return undefined
+  let table: string
+  try {
+    table = readFileSync(remoteFamily === 'IPv6' ? '/proc/self/net/tcp6' : '/proc/self/net/tcp', 'latin1')
+  } catch {
+    return undefined
+  }
+  const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, '0')
+  // "sl local_address rem_address st tx_queue:rx_queue ...", addresses as HEXADDR:PORT.
+  const local = `:${hex(localPort)} `
+  const remote = `:${hex(remotePort)} `
+  let held: number | undefined
+  for (const line of table.split('\n')) {
+    const fields = line.trim().split(/\s+/)
+    if (fields.length < 5 || !`${fields[1]} `.endsWith(local) || !`${fields[2]} `.endsWith(remote)) continue
+    if (held !== undefined) return undefined
+    held = Number.parseInt(fields[4]!.split(':')[0]!, 16)
+  }
+  return held
 }

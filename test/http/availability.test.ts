@@ -150,6 +150,33 @@ describe('slow and stalled clients (finding 9)', () => {
     })
   })
 
+  it('keeps a client that reads slowly but steadily, though the kernel takes the body in large steps', async () => {
+    // Once the socket's send buffer is full (MiBs on loopback), the kernel takes more of the
+    // body only when half of it has drained: the client's reading goes unseen for several
+    // checks unless the server asks the kernel (bench:soak cut two 64 KiB/s readers).
+    const big = await importTestImage(fx, 'steady', makeImage(2048, 1536, 3, 8, 8), { tileSize: 256, pyramid: false })
+    await withServer({ sendTimeout: 200 }, async (_base, port) => {
+      const { socket, answer } = stalled(port, `GET /images/${big}/export?format=raw HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)
+      socket.pause()
+      // Up to 128 KiB every 20 ms: a few MB/s, while the server checks every 100 ms.
+      const reader = setInterval(() => {
+        for (let taken = 0; taken < 128 << 10; ) {
+          const chunk = socket.read() as Buffer | null
+          if (chunk === null) break
+          taken += chunk.length
+        }
+      }, 20)
+      try {
+        const { text } = (await within(answer, 15_000)) as { text: string }
+        const length = Number(/content-length: (\d+)/i.exec(text)?.[1])
+        expect(length).toBe(2048 * 1536 * 3)
+        expect(text.length - text.indexOf('\r\n\r\n') - 4).toBe(length)
+      } finally {
+        clearInterval(reader)
+      }
+    })
+  })
+
   it('drops a client that stops reading a response queued behind another on its connection', async () => {
     const big = await importTestImage(fx, 'queued', makeImage(2048, 1536, 3, 8, 7), { tileSize: 256, pyramid: false })
     await withServer({ sendTimeout: 1000 }, async (_base, port, app) => {
