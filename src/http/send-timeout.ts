@@ -8,8 +8,9 @@
  * its import turn) then counts as a stall: bench:soak saw an upload reset, once in ~240. This
  * watch belongs to one response, and counts only bytes that wait for the client.
  */
-import type { ServerResponse } from 'node:http'
+
 import { readFileSync } from 'node:fs'
+import type { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 
 /**
