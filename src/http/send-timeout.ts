@@ -39,21 +39,19 @@ export function watchSend(res: ServerResponse, timeout: number): void {
   let last = taken()
   let waiting = socket.writableLength > 0
   let unacknowledged: number | undefined
-  const timer = setInterval(
-    () => {
-      const now = taken()
-      const stillWaiting = socket.writableLength > 0
-      // Read only while bytes wait: a client that keeps up costs nothing here.
-      const held = stillWaiting ? kernelHeld(socket) : undefined
-      const acknowledged = held !== undefined && unacknowledged !== undefined && held < unacknowledged
-      // Waiting at both checks with nothing taken in between: a whole interval of stall.
-      if (waiting && stillWaiting && now === last && !acknowledged) res.destroy()
-      last = now
-      waiting = stillWaiting
-      unacknowledged = held
-    },
-    Math.max(1, Math.ceil(timeout / 2)),
-  )
+  const interval = Math.max(1, Math.ceil(timeout / 2))
+  const timer = setInterval(() => {
+    const now = taken()
+    const stillWaiting = socket.writableLength > 0
+    // Read only while bytes wait: a client that keeps up costs nothing here.
+    const held = stillWaiting ? kernelHeld(socket, interval / 8) : undefined
+    const acknowledged = held !== undefined && unacknowledged !== undefined && held < unacknowledged
+    // Waiting at both checks with nothing taken in between: a whole interval of stall.
+    if (waiting && stillWaiting && now === last && !acknowledged) res.destroy()
+    last = now
+    waiting = stillWaiting
+    unacknowledged = held
+  }, interval)
   timer.unref()
   res.once('close', () => clearInterval(timer))
 }
@@ -61,27 +59,41 @@ export function watchSend(res: ServerResponse, timeout: number): void {
 /**
  * Bytes the kernel holds for `socket` that its peer has not acknowledged: the `tx_queue` of
  * Linux's /proc/net/tcp (or tcp6). Undefined elsewhere, or when the connection is not found
- * there exactly once (matched by its two ports).
+ * there exactly once (matched by its two ports). The table lists every socket of the system and
+ * takes 5-12 ms to read with 200-2000 of them, so one reading younger than `maxAge` ms serves
+ * every watch (a thousand stalled clients then cost a few reads per check interval, not one each).
  */
-function kernelHeld(socket: Socket): number | undefined {
+function kernelHeld(socket: Socket, maxAge: number): number | undefined {
   const { localPort, remotePort, remoteFamily } = socket
   if (localPort === undefined || remotePort === undefined) return undefined
-  let table: string
+  const path = remoteFamily === 'IPv6' ? '/proc/self/net/tcp6' : '/proc/self/net/tcp'
+  let table = tables.get(path)
+  if (table === undefined || performance.now() - table.at > maxAge) {
+    table = { at: performance.now(), held: readTable(path) }
+    tables.set(path, table)
+  }
+  const held = table.held?.get(`${localPort}:${remotePort}`)
+  return held === undefined || Number.isNaN(held) ? undefined : held
+}
+
+const tables = new Map<string, { at: number; held: Map<string, number> | undefined }>()
+
+/** tx_queue by "localPort:remotePort" (NaN where two connections share the ports), or undefined if unreadable. */
+function readTable(path: string): Map<string, number> | undefined {
+  let text: string
   try {
-    table = readFileSync(remoteFamily === 'IPv6' ? '/proc/self/net/tcp6' : '/proc/self/net/tcp', 'latin1')
+    text = readFileSync(path, 'latin1')
   } catch {
     return undefined
   }
-  const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, '0')
-  // "sl local_address rem_address st tx_queue:rx_queue ...", addresses as HEXADDR:PORT.
-  const local = `:${hex(localPort)} `
-  const remote = `:${hex(remotePort)} `
-  let held: number | undefined
-  for (const line of table.split('\n')) {
+  const held = new Map<string, number>()
+  // "sl local_address rem_address st tx_queue:rx_queue ...", addresses as HEXADDR:HEXPORT.
+  for (const line of text.split('\n')) {
     const fields = line.trim().split(/\s+/)
-    if (fields.length < 5 || !`${fields[1]} `.endsWith(local) || !`${fields[2]} `.endsWith(remote)) continue
-    if (held !== undefined) return undefined
-    held = Number.parseInt(fields[4]!.split(':')[0]!, 16)
+    if (fields.length < 5 || !fields[1]!.includes(':') || !fields[2]!.includes(':')) continue
+    const port = (address: string) => Number.parseInt(address.slice(address.lastIndexOf(':') + 1), 16)
+    const key = `${port(fields[1]!)}:${port(fields[2]!)}`
+    held.set(key, held.has(key) ? Number.NaN : Number.parseInt(fields[4]!.split(':')[0]!, 16))
   }
   return held
 }
