@@ -156,7 +156,10 @@ describe('slow and stalled clients (finding 9)', () => {
     // checks unless the server asks the kernel (bench:soak cut two 64 KiB/s readers).
     const big = await importTestImage(fx, 'steady', makeImage(2048, 1536, 3, 8, 8), { tileSize: 256, pyramid: false })
     await withServer({ sendTimeout: 200 }, async (_base, port) => {
-      const { socket, answer } = stalled(port, `GET /images/${big}/export?format=raw HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`)
+      const { socket, answer } = stalled(
+        port,
+        `GET /images/${big}/export?format=raw HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`,
+      )
       socket.pause()
       // Up to 128 KiB every 20 ms: a few MB/s, while the server checks every 100 ms.
       const reader = setInterval(() => {
