@@ -270,9 +270,12 @@ export interface ImageInfo {
 /** Describes an image, reading its index blocks (not its tiles). */
 export async function imageInfo(image: TesseraImage, options?: AbortOptions): Promise<ImageInfo> {
   const { manifest, reader } = image
+  // Blocks counted once, keyed by their CIDs' bytes: their base32 strings (encoded in
+  // JavaScript) took 0.05 s of `tessera info` on the benchmark image's 6496 tiles.
   const seen = new Map<string, number>()
-  seen.set(image.cid.toString(), (await reader.store.size(image.cid, options)) ?? 0)
-  if (manifest.metadata.icc) seen.set(manifest.metadata.icc.toString(), (await reader.store.size(manifest.metadata.icc, options)) ?? 0)
+  const key = (cid: CID) => Buffer.from(cid.bytes.buffer, cid.bytes.byteOffset, cid.bytes.length).toString('latin1')
+  seen.set(key(image.cid), (await reader.store.size(image.cid, options)) ?? 0)
+  if (manifest.metadata.icc) seen.set(key(manifest.metadata.icc), (await reader.store.size(manifest.metadata.icc, options)) ?? 0)
   const levels = []
   for (let level = 0; level < manifest.levels.length; level++) {
     const entry = manifest.levels[level]!
@@ -281,13 +284,13 @@ export async function imageInfo(image: TesseraImage, options?: AbortOptions): Pr
     for (let row = 0; row < geometry.rows; row++) {
       const rowCid = entry.rows[row]!
       const index = await reader.tileRow(level, row, options)
-      seen.set(rowCid.toString(), (await reader.store.size(rowCid, options)) ?? 0)
+      seen.set(key(rowCid), (await reader.store.size(rowCid, options)) ?? 0)
       for (let i = 0; i < index.tiles.length; i++) {
-        seen.set(index.tiles[i]!.toString(), index.lengths[i]!)
+        seen.set(key(index.tiles[i]!), index.lengths[i]!)
         tileBytes += index.lengths[i]!
       }
       for (const ref of index.refs ?? []) {
-        if (ref !== null && !seen.has(ref.toString())) seen.set(ref.toString(), (await reader.store.size(ref, options)) ?? 0)
+        if (ref !== null && !seen.has(key(ref))) seen.set(key(ref), (await reader.store.size(ref, options)) ?? 0)
       }
     }
     levels.push({ ...geometry, tiles: geometry.columns * geometry.rows, tileBytes })
