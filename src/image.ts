@@ -290,7 +290,9 @@ export async function imageInfo(image: TesseraImage, options?: AbortOptions): Pr
         tileBytes += index.lengths[i]!
       }
       for (const ref of index.refs ?? []) {
-        if (ref !== null && !seen.has(key(ref))) seen.set(key(ref), (await reader.store.size(ref, options)) ?? 0)
+        if (ref === null) continue
+        const refKey = key(ref)
+        if (!seen.has(refKey)) seen.set(refKey, (await reader.store.size(ref, options)) ?? 0)
       }
     }
     levels.push({ ...geometry, tiles: geometry.columns * geometry.rows, tileBytes })
