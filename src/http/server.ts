@@ -59,7 +59,7 @@ function version(): string {
 }
 
 /** The one place errors become responses (spec/http.md, Errors). */
-function replyError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+function replyError(error: unknown, request: FastifyRequest, reply: FastifyReply): undefined {
   const config = request.routeOptions?.config as { errors?: ErrorContext } | undefined
   const response = errorResponse(error, config?.errors ?? 'default')
   if (response.statusCode >= 500 && response.statusCode !== 503) request.log.error({ err: error }, 'request failed')
@@ -70,10 +70,13 @@ function replyError(error: unknown, request: FastifyRequest, reply: FastifyReply
     return undefined
   }
   for (const name of REPRESENTATION_HEADERS) reply.removeHeader(name)
-  return reply
+  reply
     .code(response.statusCode)
     .headers({ ...response.headers, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
     .send(response.body)
+  // Not the reply: fastify would treat it as a promise of one and wait on the response's end
+  // with listeners of its own, one set per error, on top of the route's.
+  return undefined
 }
 
 /** Builds the server (not listening: call `listen`, or `inject` in tests). The caller closes the store. */
