@@ -9,10 +9,10 @@ import { CID } from 'multiformats/cid'
 import { IntegrityError } from '../errors.js'
 import type { Region, TileCodec } from '../format/interface.js'
 import { decodeManifest } from '../format/manifest.js'
-import type { TileShape } from '../format/tile-codec.js'
+import { type TileShape, threadCoder } from '../format/tile-codec.js'
 import type { BlockStore } from '../store/interface.js'
 import { openStoreAt } from '../store/open.js'
-import { coderFor, decodeBand } from './decode.js'
+import { decodeBand } from './decode.js'
 import { ImageReader } from './engine.js'
 import type { BandPlan } from './plan.js'
 
@@ -97,7 +97,7 @@ export async function decodeRegion(job: RegionJob): Promise<RegionRead> {
 
 /** Verifies every payload against its digest, then decodes the bands into `job.out`. */
 export function decodeJob(job: DecodeJob): true {
-  const coder = coderFor(job.shape, job.codec)
+  const coder = threadCoder(job.shape, job.codec)
   let offset = 0
   for (const { plan, payloads, digests, refs } of job.bands) {
     for (let i = 0; i < payloads.length; i++) {

@@ -3,8 +3,7 @@
  * its slice copied into the output. Shared by the in-thread reader and the decode workers.
  */
 
-import type { TileCodec } from '../format/interface.js'
-import { TileCoder, type TileShape, tileBytes } from '../format/tile-codec.js'
+import { type TileCoder, tileBytes } from '../format/tile-codec.js'
 import { unpredictCopy, unpredictScratch } from '../format/unpredict.js'
 import type { BandPlan } from './plan.js'
 
@@ -25,19 +24,6 @@ const dictionaries = new Map<string, Uint8Array>()
 let dictionaryBytes = 0
 /** 16 MiB: 64 references of 256-pixel RGBA tiles. */
 export const DICTIONARY_CACHE_BYTES = 16 << 20
-const coders = new Map<string, TileCoder>()
-
-/** The thread's TileCoder for a shape and codec. */
-export function coderFor(shape: TileShape, codec: TileCodec): TileCoder {
-  const key = `${shape.tileSize}/${shape.channels}/${shape.bitsPerSample}/${codec.level}/${codec.predictor}`
-  let coder = coders.get(key)
-  if (coder === undefined) {
-    coder = new TileCoder(shape, codec)
-    coders.set(key, coder)
-  }
-  return coder
-}
-
 /**
  * Decodes `payloads` (one per slice of `band`, in order) into `out`: exactly `band.height`
  * rows of the region, contiguous. `references[i]`, when given, is the payload of the plain

@@ -7,9 +7,9 @@ import type { CID } from '../format/block.js'
 import { levelGeometry } from '../format/grid.js'
 import type { Band, Region } from '../format/interface.js'
 import { decodeTileRow, type ImageManifest, type TileRowIndex } from '../format/manifest.js'
-import { type TileCoder, tileBytes } from '../format/tile-codec.js'
+import { type TileCoder, threadCoder, tileBytes } from '../format/tile-codec.js'
 import type { AbortOptions, BlockStore } from '../store/interface.js'
-import { coderFor, decodeBand } from './decode.js'
+import { decodeBand } from './decode.js'
 import { type BandPlan, planCrop, tileRange, validateRegion } from './plan.js'
 import { type Prefetched, prefetchRegion } from './prefetch.js'
 import { copySlices, type TileCache, tileKey, wholeTilePlan } from './tile-cache.js'
@@ -81,7 +81,7 @@ export class ImageReader {
     this.store = store
     this.manifest = manifest
     this.root = root
-    this.#coder = coderFor(
+    this.#coder = threadCoder(
       { tileSize: manifest.tileSize, channels: manifest.channels, bitsPerSample: manifest.bitsPerSample },
       manifest.codec,
     )

@@ -160,6 +160,22 @@ export class TileCoder {
   }
 }
 
+const coders = new Map<string, TileCoder>()
+
+/**
+ * This thread's coder of a shape and codec, kept for the next caller: the importer's
+ * compression jobs and the crop engine's decoding share it, as neither awaits while using it.
+ */
+export function threadCoder(shape: TileShape, codec: TileCodec): TileCoder {
+  const key = `${shape.tileSize}/${shape.channels}/${shape.bitsPerSample}/${codec.level}/${codec.predictor}`
+  let coder = coders.get(key)
+  if (coder === undefined) {
+    coder = new TileCoder(shape, codec)
+    coders.set(key, coder)
+  }
+  return coder
+}
+
 /** The first four bytes of a zstd dictionary (ZSTD_MAGIC_DICTIONARY, little-endian). */
 const DICTIONARY_MAGIC = [0x37, 0xa4, 0x30, 0xec]
 

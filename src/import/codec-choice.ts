@@ -12,8 +12,8 @@
  * Measured in bench/README.md#screenshot-archive.
  */
 import type { TileCodec } from '../format/interface.js'
-import { tileBytes } from '../format/tile-codec.js'
-import { coderOf, cutTile, type TileRowBand } from './compress.js'
+import { threadCoder, tileBytes } from '../format/tile-codec.js'
+import { cutTile, type TileRowBand } from './compress.js'
 import { AUTO_CODEC, type CodecSetting } from './options.js'
 
 /**
@@ -64,7 +64,7 @@ export function chooseCodec(setting: CodecSetting, rows: readonly TileRowBand[])
   const candidates = predictor === 'auto' ? ([2, 1] as const) : [predictor]
   const sizes = new Map(
     candidates.map((candidate) => {
-      const coder = coderOf(shape, { name: 'zstd', level: AUTO_CODEC.probeLevel, predictor: candidate })
+      const coder = threadCoder(shape, { name: 'zstd', level: AUTO_CODEC.probeLevel, predictor: candidate })
       return [candidate, tiles.map((tile) => coder.encode(tile).length)] as const
     }),
   )

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { TileCodec } from '../format/interface.js'
-import { isReferenceContent, TileCoder, type TileShape, tileBytes } from '../format/tile-codec.js'
+import { isReferenceContent, type TileCoder, threadCoder, tileBytes } from '../format/tile-codec.js'
 
 /** The rows of one tile row of a level: up to `tileSize` rows of `width` pixels. */
 export interface TileRowBand {
@@ -90,24 +90,11 @@ export interface CompressResult {
  */
 export const PROBE_LEVEL = 3
 
-const coders = new Map<string, TileCoder>()
-
-/** This thread's coder of a shape and codec (kept for the next jobs). */
-export function coderOf(shape: TileShape, codec: TileCodec): TileCoder {
-  const key = `${shape.tileSize}/${shape.channels}/${shape.bitsPerSample}/${codec.level}/${codec.predictor}`
-  let coder = coders.get(key)
-  if (coder === undefined) {
-    coder = new TileCoder(shape, codec)
-    coders.set(key, coder)
-  }
-  return coder
-}
-
 /** Cuts columns `firstColumn .. firstColumn+columns-1` of the band into zero-padded tiles and compresses them. */
 export function compressBand(job: CompressJob): CompressResult {
   const { tileSize, channels, bitsPerSample, codec } = job
-  const coder = coderOf({ tileSize, channels, bitsPerSample }, codec)
-  const probe = job.delta === undefined || codec.level <= PROBE_LEVEL ? coder : coderOf(coder.shape, { ...codec, level: PROBE_LEVEL })
+  const coder = threadCoder({ tileSize, channels, bitsPerSample }, codec)
+  const probe = job.delta === undefined || codec.level <= PROBE_LEVEL ? coder : threadCoder(coder.shape, { ...codec, level: PROBE_LEVEL })
   const tile = new Uint8Array(tileBytes(coder.shape))
   const payloads: Uint8Array[] = []
   const digests: Uint8Array[] = []

@@ -15,7 +15,7 @@
  *
  * The ICC profile follows the pixels, so outputs of a CAR carry none.
  */
-import { coderFor, decodeBand } from '../crop/decode.js'
+import { decodeBand } from '../crop/decode.js'
 import { type BandPlan, planCrop } from '../crop/plan.js'
 import { CorruptInputError, InvalidArgumentError, TesseraError, UnsupportedFormatError } from '../errors.js'
 import { CID, DAG_CBOR, decodeCbor, MAX_BLOCK_BYTES, RAW, verifyBlock } from '../format/block.js'
@@ -23,6 +23,7 @@ import { levelGeometry } from '../format/grid.js'
 import type { Band, PixelFormat } from '../format/interface.js'
 import { decodeManifest, decodeTileRow, type ImageManifest, type TileRowIndex } from '../format/manifest.js'
 import { pixelFormat } from '../format/pixel.js'
+import { threadCoder } from '../format/tile-codec.js'
 import { checkDimensions } from '../import/decoders/rows.js'
 import { readVarint, V2_PRAGMA } from './car-sniff.js'
 import type { Delivery, ScanPlan, StreamDecoder, StreamStats } from './interface.js'
@@ -192,7 +193,7 @@ class CarTiles implements StreamDecoder {
     const T = manifest.tileSize
     const pixel = manifest.channels * (manifest.bitsPerSample / 8)
     const { columns: across } = levelGeometry(this.width, this.height, T)
-    const coder = coderFor({ tileSize: T, channels: manifest.channels, bitsPerSample: manifest.bitsPerSample }, manifest.codec)
+    const coder = threadCoder({ tileSize: T, channels: manifest.channels, bitsPerSample: manifest.bitsPerSample }, manifest.codec)
     // Per region, its band of each tile row it touches; the tile rows needed, top to bottom.
     const bands = plan.regions.map((region) => new Map([...planCrop(region, T)].map((band) => [band.row, band] as const)))
     const rows = [...new Set(bands.flatMap((map) => [...map.keys()]))].sort((a, b) => a - b)
