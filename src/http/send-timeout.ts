@@ -9,7 +9,7 @@
  * watch belongs to one response, and counts only bytes that wait for the client.
  */
 
-import { readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import type { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 
@@ -40,17 +40,28 @@ export function watchSend(res: ServerResponse, timeout: number): void {
   let waiting = socket.writableLength > 0
   let unacknowledged: number | undefined
   const interval = Math.max(1, Math.ceil(timeout / 2))
-  const timer = setInterval(() => {
+  const check = async () => {
     const now = taken()
     const stillWaiting = socket.writableLength > 0
     // Read only while bytes wait: a client that keeps up costs nothing here.
-    const held = stillWaiting ? kernelHeld(socket, interval / 8) : undefined
+    const held = stillWaiting ? await kernelHeld(socket, interval / 8) : undefined
+    if (res.destroyed) return
     const acknowledged = held !== undefined && unacknowledged !== undefined && held < unacknowledged
     // Waiting at both checks with nothing taken in between: a whole interval of stall.
     if (waiting && stillWaiting && now === last && !acknowledged) res.destroy()
     last = now
     waiting = stillWaiting
     unacknowledged = held
+  }
+  // A reading of the table that outlasts the interval (a busy thread pool) skips the next tick
+  // rather than run beside it: each check compares with the one before.
+  let checking = false
+  const timer = setInterval(() => {
+    if (checking) return
+    checking = true
+    check().finally(() => {
+      checking = false
+    })
   }, interval)
   timer.unref()
   res.once('close', () => clearInterval(timer))
@@ -59,11 +70,12 @@ export function watchSend(res: ServerResponse, timeout: number): void {
 /**
  * Bytes the kernel holds for `socket` that its peer has not acknowledged: the `tx_queue` of
  * Linux's /proc/net/tcp (or tcp6). Undefined elsewhere, or when the connection is not found
- * there exactly once (matched by its two ports). The table lists every socket of the system and
- * takes 5-12 ms to read with 200-2000 of them, so one reading younger than `maxAge` ms serves
- * every watch (a thousand stalled clients then cost a few reads per check interval, not one each).
+ * there exactly once (matched by its two ports). The table lists every socket of the system:
+ * with 4000 connections (9000 lines) the kernel takes ~22 ms to write it, so it is read off the
+ * main thread, and one reading younger than `maxAge` ms serves every watch (a thousand stalled
+ * clients then cost a few reads per check interval, not one each).
  */
-function kernelHeld(socket: Socket, maxAge: number): number | undefined {
+async function kernelHeld(socket: Socket, maxAge: number): Promise<number | undefined> {
   const { localPort, remotePort, remoteFamily } = socket
   if (localPort === undefined || remotePort === undefined) return undefined
   const path = remoteFamily === 'IPv6' ? '/proc/self/net/tcp6' : '/proc/self/net/tcp'
@@ -72,28 +84,56 @@ function kernelHeld(socket: Socket, maxAge: number): number | undefined {
     table = { at: performance.now(), held: readTable(path) }
     tables.set(path, table)
   }
-  const held = table.held?.get(`${localPort}:${remotePort}`)
+  const held = (await table.held)?.get(portPair(localPort, remotePort))
   return held === undefined || Number.isNaN(held) ? undefined : held
 }
 
-const tables = new Map<string, { at: number; held: Map<string, number> | undefined }>()
+const tables = new Map<string, { at: number; held: Promise<Map<number, number> | undefined> }>()
 
-/** tx_queue by "localPort:remotePort" (NaN where two connections share the ports), or undefined if unreadable. */
-function readTable(path: string): Map<string, number> | undefined {
-  let text: string
+function portPair(local: number, remote: number): number {
+  return local * 65536 + remote
+}
+
+async function readTable(path: string): Promise<Map<number, number> | undefined> {
   try {
-    text = readFileSync(path, 'latin1')
+    return parseTcpTable(await readFile(path, 'latin1'))
   } catch {
     return undefined
   }
-  const held = new Map<string, number>()
-  // "sl local_address rem_address st tx_queue:rx_queue ...", addresses as HEXADDR:HEXPORT.
-  for (const line of text.split('\n')) {
-    const fields = line.trim().split(/\s+/)
-    if (fields.length < 5 || !fields[1]!.includes(':') || !fields[2]!.includes(':')) continue
-    const port = (address: string) => Number.parseInt(address.slice(address.lastIndexOf(':') + 1), 16)
-    const key = `${port(fields[1]!)}:${port(fields[2]!)}`
-    held.set(key, held.has(key) ? Number.NaN : Number.parseInt(fields[4]!.split(':')[0]!, 16))
+}
+
+/**
+ * Linux's /proc/net/tcp or tcp6 as tx_queue by port pair (local * 65536 + remote; NaN where
+ * two connections share the ports). Lines are "sl: LOCAL:PORT REMOTE:PORT ST TX:RX ...", the
+ * addresses 8 (tcp) or 32 (tcp6) hex digits, ports 4, ST 2 and TX 8: found from the spaces
+ * rather than split into fields, which took as long as the kernel's writing (2.5 us a line).
+ */
+export function parseTcpTable(text: string): Map<number, number> {
+  const held = new Map<number, number>()
+  for (let at = text.indexOf('\n') + 1; at > 0 && at < text.length; ) {
+    const end = text.indexOf('\n', at)
+    const lineEnd = end === -1 ? text.length : end
+    const colon = text.indexOf(': ', at)
+    const local = colon === -1 ? -1 : text.indexOf(' ', colon + 2)
+    const remote = local === -1 ? -1 : text.indexOf(' ', local + 1)
+    if (colon !== -1 && remote !== -1 && remote + 12 <= lineEnd) {
+      const key = portPair(hex(text, local - 4, local), hex(text, remote - 4, remote))
+      const queue = hex(text, remote + 4, remote + 12)
+      if (!Number.isNaN(key) && !Number.isNaN(queue)) held.set(key, held.has(key) ? Number.NaN : queue)
+    }
+    at = lineEnd + 1
   }
   return held
+}
+
+/** The hex number text[start..end), or NaN if a character there is not a hex digit. */
+function hex(text: string, start: number, end: number): number {
+  let value = 0
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i)
+    const digit = c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : c >= 97 && c <= 102 ? c - 87 : -1
+    if (digit < 0) return Number.NaN
+    value = value * 16 + digit
+  }
+  return value
 }
