@@ -141,7 +141,7 @@ async function cropAny(io: CliIo, spec: string, opts: CropArgs): Promise<void> {
 async function outputPaths(io: CliIo, opts: WriteArgs, regions: readonly Region[]): Promise<Array<{ path: string; format: Format }>> {
   const output = opts.output
   const pattern = /\{[ixywh]\}/.test(output)
-  if (regions.length === 1 && !pattern) return [{ path: output, format: opts.format ?? formatFromPath(output) ?? 'tiff' }]
+  if (regions.length === 1 && !pattern) return [{ path: output, format: await outputFormat(opts.format, output) }]
   if (output === '-')
     throw new InvalidArgumentError(
       'Several regions cannot all go to standard output: give -o a pattern such as crop-{i}.tiff, or a directory',
@@ -157,7 +157,7 @@ async function outputPaths(io: CliIo, opts: WriteArgs, regions: readonly Region[
     const format = opts.format ?? 'tiff'
     template = `${output.replace(/\/+$/, '')}/crop-{i}.${format === 'tiff' ? 'tif' : format === 'raw' ? 'bin' : format}`
   }
-  const format = opts.format ?? formatFromPath(template) ?? 'tiff'
+  const format = await outputFormat(opts.format, template)
   const paths = regions.map((r, i) =>
     template.replace(/\{([ixywh])\}/g, (_, key: string) => String({ i, x: r.x, y: r.y, w: r.width, h: r.height }[key])),
   )
@@ -174,7 +174,7 @@ async function writeImage(io: CliIo, spec: string, opts: WriteArgs, region?: Reg
   let threads = 0
   await withStore(io, opts, async (store) => {
     const image = await openImage(store, await resolveImage(store, spec))
-    const format = opts.format ?? formatFromPath(opts.output) ?? 'tiff'
+    const format = await outputFormat(opts.format, opts.output)
     const decodePool = await poolFor(image, region, opts.level ?? 0, format, opts.compression)
     threads = decodePool?.size ?? 0
     const options = { format, level: opts.level, stats, clip: opts.clip === true, compression: opts.compression, decodePool }
@@ -223,11 +223,22 @@ async function poolFor(
   return openDecodePool()
 }
 
-function formatFromPath(path: string): Format | undefined {
-  const ext = /\.([a-z]+)$/i.exec(path)?.[1]?.toLowerCase()
-  if (ext === 'tif') return 'tiff'
-  if (ext === 'bin') return 'raw'
-  return FORMATS.find((format) => format === ext)
+/**
+ * `-f`, else the format the output's extension names (spec/outputs.md), else tiff. The lossy
+ * formats of the table are for browsers (HTTP, IIIF): a path named for one is refused here
+ * rather than given TIFF bytes under a .jpg name.
+ */
+async function outputFormat(given: Format | undefined, path: string): Promise<Format> {
+  if (given !== undefined) return given
+  const { extensionFormat } = await import('../crop/writers/formats.js')
+  const named = extensionFormat(path)
+  if (named === undefined) return 'tiff'
+  if (!(FORMATS as readonly string[]).includes(named)) {
+    throw new InvalidArgumentError(
+      `${path} names a ${named} output, which tessera crop and export do not write: their outputs are exact (${named} is for browsers, over HTTP); pass -f/--format to choose one of ${FORMATS.join(', ')}`,
+    )
+  }
+  return named as Format
 }
 
 function parseRegion(value: string): Region {

@@ -132,6 +132,23 @@ describe('tessera CLI', () => {
     expect(result.stdout.toString()).toMatch(/^ok: \d+ blocks/)
   })
 
+  it('writes the format -f names whatever the extension, and tiff for an extension the table does not know', async () => {
+    const png = await run('crop', cid, '--region', '0,0,5,5', '-f', 'png', '-o', 'small.jpg')
+    expect(png.code).toBe(0)
+    expect((await readFile(join(dir, 'small.jpg'))).subarray(1, 4).toString()).toBe('PNG')
+    const tiff = await run('crop', cid, '--region', '0,0,5,5', '-o', 'small.out')
+    expect(tiff.code).toBe(0)
+    expect((await readFile(join(dir, 'small.out'))).subarray(0, 2).toString()).toBe('II')
+  })
+
+  it('prints its version', async () => {
+    const { version } = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+    for (const flag of ['--version', '-V']) {
+      const result = await run(flag)
+      expect([result.code, result.stdout.toString()]).toEqual([0, `${version}\n`])
+    }
+  })
+
   it('lists images', async () => {
     const result = await run('ls')
     expect(result.stdout.toString()).toContain(`${cid}\t`)
@@ -154,6 +171,15 @@ describe('tessera CLI', () => {
     ['a tile cache that is not a number', ['serve', '--tile-cache', 'lots'], 'argument', 2],
     ['an unknown format', ['crop', 'CID', '--region', '0,0,1,1', '--format', 'gif', '-o', 'x'], 'argument', 2],
     ['a missing option', ['crop', 'CID', '-o', 'x.tiff'], 'required option', 2],
+    // Lossy formats are for browsers: not TIFF bytes under a .jpg name.
+    ['an output named .jpg', ['crop', 'CID', '--region', '0,0,1,1', '-o', 'x.jpg'], 'ERR_INVALID_ARGUMENT: x.jpg names a jpg output', 1],
+    ['an export named .JPEG', ['export', 'CID', '-o', 'x.JPEG'], 'names a jpg output', 1],
+    [
+      'a stream crop named .webp',
+      ['crop', 'source.pam', '--region', '0,0,1,1', '--region', '1,1,1,1', '-o', 'x-{i}.webp'],
+      'names a webp output',
+      1,
+    ],
   ]
   for (const [what, argv, expected, code] of failures) {
     it(`fails on ${what} with exit ${code}, one line, and the store unchanged`, async () => {
