@@ -35,7 +35,7 @@ export function sampleCommand(io: CliIo): Command {
     .action(async (cids: string[], opts) => {
       const { openSampleBatch, writeSamples } = await import('../sample.js')
       const output = String(opts.output)
-      const format: SampleFormat = opts.format ?? (/\.(raw|bin)$/i.test(output) ? 'raw' : 'npy')
+      const format: SampleFormat = opts.format ?? (await batchFormat(output))
       if (output === '-' && opts.regions === '-')
         throw new InvalidArgumentError('The batch and its regions cannot both go to standard output')
       const { DecodePool, shardThreads } = await import('../sample.js')
@@ -101,4 +101,18 @@ function parseSize(value: string): { width: number; height: number } {
   if (match === null) throw new CommanderArgumentError(`expected N or WxH but received ${JSON.stringify(value)}`)
   const width = Number(match[1])
   return { width, height: match[2] === undefined ? width : Number(match[2]) }
+}
+
+/**
+ * The batch's format from its path: raw for .raw and .bin, else npy. A path named for an image
+ * format (.png, .tif, ...) is refused: a batch is one array of many samples, not an image.
+ */
+async function batchFormat(path: string): Promise<SampleFormat> {
+  const { extensionFormat } = await import('../crop/writers/formats.js')
+  const named = extensionFormat(path)
+  if (named === 'raw' || named === 'npy') return named
+  if (named !== undefined) {
+    throw new InvalidArgumentError(`${path} names a ${named} output, but a batch is one array of samples: npy or raw (-f/--format)`)
+  }
+  return 'npy'
 }

@@ -201,6 +201,8 @@ describe('tessera sample', () => {
     ['a malformed size', ['A', '--size', '8x', '--count', '1', '--seed', '1', '-o', 'x.npy'], 'expected N or WxH', 2],
     ['a missing seed', ['A', '--size', '8', '--count', '1', '-o', 'x.npy'], 'required option', 2],
     ['an unknown format', ['A', '--size', '8', '--count', '1', '--seed', '1', '-f', 'png', '-o', 'x.png'], 'argument', 2],
+    // It was an npy file under that name.
+    ['an output named as an image', ['A', '--size', '8', '--count', '1', '--seed', '1', '-o', 'x.png'], 'names a png output', 1],
   ]
   for (const [what, argv, expected, code] of failures) {
     it(`fails on ${what} with exit ${code} and no output file`, async () => {
