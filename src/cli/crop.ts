@@ -230,7 +230,7 @@ async function poolFor(
  */
 async function outputFormat(given: Format | undefined, path: string): Promise<Format> {
   if (given !== undefined) return given
-  const { extensionFormat } = await import('../crop/writers/formats.js')
+  const { extensionFormat } = await import('../image.js')
   const named = extensionFormat(path)
   if (named === undefined) return 'tiff'
   if (!(FORMATS as readonly string[]).includes(named)) {

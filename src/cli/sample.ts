@@ -108,7 +108,7 @@ function parseSize(value: string): { width: number; height: number } {
  * format (.png, .tif, ...) is refused: a batch is one array of many samples, not an image.
  */
 async function batchFormat(path: string): Promise<SampleFormat> {
-  const { extensionFormat } = await import('../crop/writers/formats.js')
+  const { extensionFormat } = await import('../image.js')
   const named = extensionFormat(path)
   if (named === 'raw' || named === 'npy') return named
   if (named !== undefined) {
