@@ -27,9 +27,16 @@ import { Socket } from 'node:net'
  * still holds unacknowledged for the connection shrinking counts as progress too.
  */
 export function watchSend(res: ServerResponse, timeout: number): void {
+  // fastify sends again when a streamed body fails before its first byte (the error answer):
+  // one watch is enough.
+  if (watched.has(res)) return
+  watched.add(res)
   const socket = res.socket
   if (socket === null) {
-    res.once('socket', () => watchSend(res, timeout))
+    res.once('socket', () => {
+      watched.delete(res)
+      watchSend(res, timeout)
+    })
     return
   }
   // fastify's inject() gives a response a stand-in socket with no client to wait for.
@@ -66,6 +73,8 @@ export function watchSend(res: ServerResponse, timeout: number): void {
   timer.unref()
   res.once('close', () => clearInterval(timer))
 }
+
+const watched = new WeakSet<ServerResponse>()
 
 /**
  * Bytes the kernel holds for `socket` that its peer has not acknowledged: the `tx_queue` of
