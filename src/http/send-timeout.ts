@@ -48,11 +48,13 @@ export function watchSend(res: ServerResponse, timeout: number): void {
   let unacknowledged: number | undefined
   const interval = Math.max(1, Math.ceil(timeout / 2))
   const check = async () => {
+    // Read only while bytes wait: a client that keeps up costs nothing here.
+    const held = socket.writableLength > 0 ? await kernelHeld(socket, interval / 8) : undefined
+    if (res.destroyed) return
+    // Sampled after the table, never before: the kernel taking more of the body between the two
+    // (its buffer refilled) would otherwise look like no progress next to a higher tx_queue.
     const now = taken()
     const stillWaiting = socket.writableLength > 0
-    // Read only while bytes wait: a client that keeps up costs nothing here.
-    const held = stillWaiting ? await kernelHeld(socket, interval / 8) : undefined
-    if (res.destroyed) return
     const acknowledged = held !== undefined && unacknowledged !== undefined && held < unacknowledged
     // Waiting at both checks with nothing taken in between: a whole interval of stall.
     if (waiting && stillWaiting && now === last && !acknowledged) res.destroy()
