@@ -1,6 +1,6 @@
 /** The `tessera` program: its commands, one file each, in the order `tessera --help` lists them. */
-import { createRequire } from 'node:module'
-import { Command } from 'commander'
+import { Command, CommanderError } from 'commander'
+import { tesseraVersion } from '../version.js'
 import { carCommand } from './car.js'
 import { cropCommand, exportCommand } from './crop.js'
 import { datasetsCommand } from './datasets.js'
@@ -48,15 +48,15 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .showHelpAfterError()
-    .version(packageVersion(), '-V, --version', 'print the version')
+    // As commander's .version(), but the version is read only when asked for.
+    .option('-V, --version', 'print the version')
+    .on('option:version', () => {
+      const version = tesseraVersion()
+      io.stdout.write(`${version}\n`)
+      throw new CommanderError(0, 'commander.version', version)
+    })
   const named = COMMANDS.find(([name]) => name === argv[0])
   // Help, and names that are no command (for commander's suggestions), get them all.
   for (const [, make] of named === undefined ? COMMANDS : [named]) program.addCommand(make(io))
   return program
-}
-
-/** Tessera's version, from package.json (two levels up from src/cli/, dist/cli/ and dist/bundle/ alike). */
-function packageVersion(): string {
-  const require = createRequire(import.meta.url)
-  return (require('../../package.json') as { version: string }).version
 }

@@ -4,10 +4,10 @@
  * clients, CORS, raw upload bodies, the one error handler, and the 404 for unknown routes.
  */
 
-import { createRequire } from 'node:module'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { NotFoundError } from '../errors.js'
 import { retainDeflateThreads } from '../image.js'
+import { tesseraVersion } from '../version.js'
 import { HttpContext, type ServerInit } from './context.js'
 import { type ErrorContext, errorResponse } from './errors.js'
 import { rewriteNamedUrl } from './names.js'
@@ -51,12 +51,6 @@ const EXPOSED_HEADERS = [
 
 /** Headers an error response must not inherit from the representation it replaced. */
 const REPRESENTATION_HEADERS = ['etag', 'content-length', 'content-range', 'accept-ranges', 'content-disposition', 'link', 'vary']
-
-/** Tessera's version, for the root document. */
-function version(): string {
-  const require = createRequire(import.meta.url)
-  return (require('../../package.json') as { version: string }).version
-}
 
 /** The one place errors become responses (spec/http.md, Errors). */
 function replyError(error: unknown, request: FastifyRequest, reply: FastifyReply): undefined {
@@ -159,7 +153,7 @@ export async function createServer(init: ServerInit): Promise<FastifyInstance> {
       reply.header('cache-control', 'no-store')
       return {
         service: 'tessera',
-        version: version(),
+        version: tesseraVersion(),
         images: '/images',
         iiif: '/iiif/3/{cid}/info.json',
         presentation: '/iiif/3/{cid|NAME}/manifest',
