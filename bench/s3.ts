@@ -41,7 +41,7 @@ import { CachingDriver } from '../src/store/objects/cache.js'
 import type { ListOptions, ObjectDriver, ObjectInfo, ObjectSink, PutOptions } from '../src/store/objects/interface.js'
 import { openS3Driver } from '../src/store/objects/s3.js'
 import { DEFAULT_CACHE_BYTES } from '../src/store/open.js'
-import { median, quantile, random } from './lib.js'
+import { median, quantile, random, wrapperEnv } from './lib.js'
 import { benchImageReady, makeBenchImage } from './make-image.js'
 
 const { values } = parseArgs({
@@ -121,8 +121,22 @@ function gdalEnv(port: number): NodeJS.ProcessEnv {
   return env
 }
 /** The environment of a `tessera` process reading the S3 store from `port` on loopback. */
+/**
+ * The environment bin/tessera gives `node` for an import and for other commands (glibc and V8
+ * settings): the processes timed here are started as `node bin/tessera.js`, so they get it too.
+ */
+const wrapped = new Map<string, NodeJS.ProcessEnv>()
+function cliEnv(command: 'import' | 'crop'): NodeJS.ProcessEnv {
+  let env = wrapped.get(command)
+  if (env === undefined) {
+    env = wrapperEnv(command)
+    wrapped.set(command, env)
+  }
+  return env
+}
+
 function tesseraEnv(port: number, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`, ...extra }
+  const env: NodeJS.ProcessEnv = { ...cliEnv('crop'), AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`, ...extra }
   delete env.AWS_ENDPOINT_URL_S3
   return env
 }
@@ -459,14 +473,14 @@ try {
     if (localStore !== '') rmSync(localStore, { recursive: true, force: true })
     localStore = join(tmp, `local-${r}`)
     console.log(`import, run ${r + 1}: local directory ...`)
-    local.push(await run(process.execPath, [cli, 'import', png, '--store', localStore], process.env, { rss: true }))
+    local.push(await run(process.execPath, [cli, 'import', png, '--store', localStore], cliEnv('import'), { rss: true }))
     if (storeUrl !== '') {
       // Each run imports into an empty store (a second import of the same pixels uploads nothing).
       for await (const object of prefixDriver.list('store/')) await prefixDriver.delete(object.key)
     }
     storeUrl = `s3://${bucket}/${prefix}/store`
     console.log(`import, run ${r + 1}: ${storeUrl} ...`)
-    remote.push(await run(process.execPath, [cli, 'import', png, '--store', storeUrl], process.env, { rss: true }))
+    remote.push(await run(process.execPath, [cli, 'import', png, '--store', storeUrl], cliEnv('import'), { rss: true }))
     const [a, b] = [local.at(-1)!.stdout.trim(), remote.at(-1)!.stdout.trim()]
     if (a !== b) throw new Error(`The local and S3 imports gave different CIDs: ${a} and ${b}`)
     cid = a
@@ -768,7 +782,7 @@ try {
   const help: Ran[] = []
   const localRuns: Ran[] = []
   for (const region of cliRegions.slice(0, 10)) {
-    help.push(await run(process.execPath, [cli, '--help'], process.env, { cpu: true }))
+    help.push(await run(process.execPath, [cli, '--help'], cliEnv('crop'), { cpu: true }))
     localRuns.push(await tesseraCrop(region, cephPort, localStore, variants[0]!.env))
   }
   row(
