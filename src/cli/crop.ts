@@ -230,7 +230,8 @@ async function poolFor(
  */
 async function outputFormat(given: Format | undefined, path: string): Promise<Format> {
   if (given !== undefined) return given
-  const { extensionFormat } = await import('../image.js')
+  // The table itself, not the facade: a stream crop does not load the facade (inputKind).
+  const { extensionFormat } = await import('../crop/writers/formats.js')
   const named = extensionFormat(path)
   if (named === undefined) return 'tiff'
   if (!(FORMATS as readonly string[]).includes(named)) {
