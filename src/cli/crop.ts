@@ -154,8 +154,8 @@ async function outputPaths(io: CliIo, opts: WriteArgs, regions: readonly Region[
         `With several regions, -o must be a pattern with {i} (e.g. crop-{i}.png) or a directory, not ${output}`,
       )
     }
-    const format = opts.format ?? 'tiff'
-    template = `${output.replace(/\/+$/, '')}/crop-{i}.${format === 'tiff' ? 'tif' : format === 'raw' ? 'bin' : format}`
+    const { OUTPUT_FORMATS } = await import('../crop/writers/formats.js')
+    template = `${output.replace(/\/+$/, '')}/crop-{i}.${OUTPUT_FORMATS[opts.format ?? 'tiff'].extensions[0]}`
   }
   const format = await outputFormat(opts.format, template)
   const paths = regions.map((r, i) =>

@@ -9,7 +9,7 @@
  * watch belongs to one response, and counts only bytes that wait for the client.
  */
 
-import { readFile } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import type { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 
@@ -31,14 +31,11 @@ export function watchSend(res: ServerResponse, timeout: number): void {
   // one watch is enough.
   if (watched.has(res)) return
   watched.add(res)
-  const socket = res.socket
-  if (socket === null) {
-    res.once('socket', () => {
-      watched.delete(res)
-      watchSend(res, timeout)
-    })
-    return
-  }
+  if (res.socket === null) res.once('socket', (socket) => watchSocket(res, socket, timeout))
+  else watchSocket(res, res.socket, timeout)
+}
+
+function watchSocket(res: ServerResponse, socket: unknown, timeout: number): void {
   // fastify's inject() gives a response a stand-in socket with no client to wait for.
   if (!(socket instanceof Socket)) return
   /** Bytes the kernel took: what was written, less what still waits in the stream. */
@@ -47,30 +44,21 @@ export function watchSend(res: ServerResponse, timeout: number): void {
   let waiting = socket.writableLength > 0
   let unacknowledged: number | undefined
   const interval = Math.max(1, Math.ceil(timeout / 2))
-  const check = async () => {
-    // Read only while bytes wait: a client that keeps up costs nothing here.
-    const held = socket.writableLength > 0 ? await kernelHeld(socket, interval / 8) : undefined
-    if (res.destroyed) return
-    // Sampled after the table, never before: the kernel taking more of the body between the two
-    // (its buffer refilled) would otherwise look like no progress next to a higher tx_queue.
+  const timer = setInterval(() => {
+    // The bytes taken and the kernel's count are sampled together, in one turn: read apart, the
+    // kernel taking more of the body between the two (its buffer refilled) looks like no
+    // progress next to a higher tx_queue. (Reading the table on the thread pool did that: the
+    // slow-reader test was cut 2 runs in 4 beside other suites.) Read only while bytes wait: a
+    // client that keeps up costs nothing here.
     const now = taken()
     const stillWaiting = socket.writableLength > 0
+    const held = stillWaiting ? kernelHeld(socket, interval / 8) : undefined
     const acknowledged = held !== undefined && unacknowledged !== undefined && held < unacknowledged
     // Waiting at both checks with nothing taken in between: a whole interval of stall.
     if (waiting && stillWaiting && now === last && !acknowledged) res.destroy()
     last = now
     waiting = stillWaiting
     unacknowledged = held
-  }
-  // A reading of the table that outlasts the interval (a busy thread pool) skips the next tick
-  // rather than run beside it: each check compares with the one before.
-  let checking = false
-  const timer = setInterval(() => {
-    if (checking) return
-    checking = true
-    check().finally(() => {
-      checking = false
-    })
   }, interval)
   timer.unref()
   res.once('close', () => clearInterval(timer))
@@ -82,11 +70,11 @@ const watched = new WeakSet<ServerResponse>()
  * Bytes the kernel holds for `socket` that its peer has not acknowledged: the `tx_queue` of
  * Linux's /proc/net/tcp (or tcp6). Undefined elsewhere, or when the connection is not found
  * there exactly once (matched by its two ports). The table lists every socket of the system:
- * with 4000 connections (9000 lines) the kernel takes ~22 ms to write it, so it is read off the
- * main thread, and one reading younger than `maxAge` ms serves every watch (a thousand stalled
- * clients then cost a few reads per check interval, not one each).
+ * with 4000 connections (9000 lines) the kernel takes ~23 ms to write it, so one reading
+ * younger than `maxAge` ms serves every watch (a thousand stalled clients then cost a few
+ * reads per check interval, not one each), and it is parsed by position (parseTcpTable).
  */
-async function kernelHeld(socket: Socket, maxAge: number): Promise<number | undefined> {
+function kernelHeld(socket: Socket, maxAge: number): number | undefined {
   const { localPort, remotePort, remoteFamily } = socket
   if (localPort === undefined || remotePort === undefined) return undefined
   const path = remoteFamily === 'IPv6' ? '/proc/self/net/tcp6' : '/proc/self/net/tcp'
@@ -95,19 +83,19 @@ async function kernelHeld(socket: Socket, maxAge: number): Promise<number | unde
     table = { at: performance.now(), held: readTable(path) }
     tables.set(path, table)
   }
-  const held = (await table.held)?.get(portPair(localPort, remotePort))
+  const held = table.held?.get(portPair(localPort, remotePort))
   return held === undefined || Number.isNaN(held) ? undefined : held
 }
 
-const tables = new Map<string, { at: number; held: Promise<Map<number, number> | undefined> }>()
+const tables = new Map<string, { at: number; held: Map<number, number> | undefined }>()
 
 function portPair(local: number, remote: number): number {
   return local * 65536 + remote
 }
 
-async function readTable(path: string): Promise<Map<number, number> | undefined> {
+function readTable(path: string): Map<number, number> | undefined {
   try {
-    return parseTcpTable(await readFile(path, 'latin1'))
+    return parseTcpTable(readFileSync(path, 'latin1'))
   } catch {
     return undefined
   }
