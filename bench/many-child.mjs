@@ -1,6 +1,7 @@
 // Child of bench/many.ts: `crops` random 512x512 crops over the first `images` images of the
 // store, `concurrency` at a time; prints throughput and the process's peak RSS as JSON.
 import { openImage, openStore } from '../dist/image.js'
+import { peakRssBytes } from '../dist/peak-rss.js'
 
 const [storeDir, imageCount, crops, concurrency] = process.argv.slice(2)
 const SIDE = 5000
@@ -29,5 +30,5 @@ const worker = async () => {
 }
 await Promise.all(Array.from({ length: Number(concurrency) }, worker))
 const seconds = (performance.now() - t0) / 1000
-console.log(JSON.stringify({ images: images.length, crops: total, seconds, rssMiB: process.resourceUsage().maxRSS / 1024 }))
+console.log(JSON.stringify({ images: images.length, crops: total, seconds, rssMiB: peakRssBytes() / 2 ** 20 }))
 await store.close()

@@ -12,6 +12,7 @@ import type { DecodePool } from '../crop/decode-pool.js'
 import { InvalidArgumentError, InvalidRegionError } from '../errors.js'
 import type { Region } from '../format/interface.js'
 import type { TesseraImage } from '../image.js'
+import { peakRssBytes } from '../peak-rss.js'
 import { command, withStore, writeOutput } from './command.js'
 import type { CliIo } from './main.js'
 import { int, storeOption } from './output.js'
@@ -127,7 +128,7 @@ async function cropAny(io: CliIo, spec: string, opts: CropArgs): Promise<void> {
   if (opts.stats) {
     const { bytesRead, inputBytes, rowsDecoded, tilesDecoded } = crop.stats
     const of = inputBytes === undefined ? '' : ` of ${inputBytes} (${((100 * bytesRead) / Math.max(1, inputBytes)).toFixed(1)}%)`
-    const rss = (process.resourceUsage().maxRSS / 1024).toFixed(0)
+    const rss = (peakRssBytes() / 2 ** 20).toFixed(0)
     io.stderr.write(
       `input bytes read: ${bytesRead}${of}, rows decoded: ${rowsDecoded}, tiles decoded: ${tilesDecoded}, peak RSS: ${rss} MiB\n`,
     )

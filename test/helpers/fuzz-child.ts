@@ -11,6 +11,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { peakRssBytes } from '../../src/peak-rss.js'
 import type { FuzzTargetModule } from './fuzz.js'
 
 const [module, ...numbers] = process.argv.slice(2)
@@ -25,7 +26,7 @@ const inject = new Map(
 )
 const dir = mkdtempSync(join(tmpdir(), 'tessera-fuzz-'))
 const path = join(dir, 'input')
-const rssMiB = (): number => Math.round(process.resourceUsage().maxRSS / 1024)
+const rssMiB = (): number => Math.round(peakRssBytes() / 2 ** 20)
 try {
   for (let i = from; i < to; i++) {
     writeFileSync(path, fuzzInput(seed, i).bytes)

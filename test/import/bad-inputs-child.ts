@@ -2,8 +2,7 @@
  * Runs in a child process for test/import/bad-inputs.test.ts (and `npm run chaos -- --only
  * corpus`): imports each case of a written corpus (testdata/bad/make.ts) into a fresh store and
  * prints one JSON line per case, then one with the process's peak RSS. A child, so that peak
- * memory is measured (`process.resourceUsage().maxRSS`, after each case) without the test
- * runner's own.
+ * memory is measured (`peakRssBytes`, after each case) without the test runner's own.
  *
  *   node --import tsx test/import/bad-inputs-child.ts CASES.json
  *
@@ -17,6 +16,7 @@ import { join } from 'node:path'
 import { tesseraCode } from '../../src/errors.js'
 import { openStore } from '../../src/image.js'
 import { importImage } from '../../src/import/importer.js'
+import { peakRssBytes } from '../../src/peak-rss.js'
 import type { BlockStore } from '../../src/store/interface.js'
 import type { WrittenCase } from '../../testdata/bad/make.js'
 
@@ -127,7 +127,7 @@ async function runCase(c: WrittenCase, root: string): Promise<CaseResult> {
 }
 
 function maxRssMiB(): number {
-  return Math.round(process.resourceUsage().maxRSS / 1024)
+  return Math.round(peakRssBytes() / 2 ** 20)
 }
 
 const cases = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as WrittenCase[]
