@@ -201,8 +201,8 @@ let warmed: Promise<void> | undefined
 /**
  * Crops every seed once, unchecked, before the first input is checked: what a first crop
  * starts for good (worker threads, and under tsx each worker's loader opens two sockets of
- * its own) must not count as the first input's leak (seeds 13 and 15 reported one at an input
- * of their first few).
+ * its own) must not count as a leak of the input that happened to be first (seed 13 reported
+ * one at input 5, seed 15 at input 0).
  */
 function warmUp(): Promise<void> {
   warmed ??= (async () => {
