@@ -40,7 +40,7 @@ export function validateRegion(region: Region, width: number, height: number): v
   ] as const) {
     if (!Number.isSafeInteger(value)) throw new InvalidRegionError(`Expected an integer for region ${name} but received ${String(value)}`)
   }
-  if (w < 1 || h < 1) throw new InvalidRegionError(`Region ${w}x${h} is empty`)
+  if (w < 1 || h < 1) throw new InvalidRegionError(`Region ${x},${y},${w},${h} is empty: width and height must be at least 1`)
   if (x < 0 || y < 0 || x + w > width || y + h > height) {
     throw new InvalidRegionError(`Region ${x},${y},${w},${h} extends past the ${width}x${height} image`)
   }

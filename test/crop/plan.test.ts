@@ -40,6 +40,10 @@ describe('crop planner', () => {
     })
   }
 
+  it('names an empty region as it was given (not as "0x5", which reads as a hex number)', () => {
+    expect(() => validateRegion({ x: 3, y: 4, width: 0, height: 5 }, 300, 200)).toThrow('Region 3,4,0,5 is empty')
+  })
+
   it('accepts the full image and clips on request', () => {
     expect(() => validateRegion({ x: 0, y: 0, width: 300, height: 200 }, 300, 200)).not.toThrow()
     expect(clipRegion({ x: -5, y: 190, width: 20, height: 20 }, 300, 200)).toEqual({ x: 0, y: 190, width: 15, height: 10 })
