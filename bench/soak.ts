@@ -20,7 +20,7 @@
  * the store. The load generator runs in this process and shares the cores with the server.
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { Agent, request as httpRequest } from 'node:http'
 import { connect, createServer as createNetServer } from 'node:net'
@@ -139,7 +139,8 @@ async function prepareStore(tessera: string): Promise<{ store: string; cid: stri
     await makeBenchImage(data)
   }
   const store = join(data, 'soak-store')
-  let line = run(process.execPath, [tessera, 'ls', '--store', store])
+  // `ls` refuses a store that does not exist yet (ERR_STORE): the first run imports into it.
+  let line = (existsSync(store) ? run(process.execPath, [tessera, 'ls', '--store', store]) : '')
     .split('\n')
     .find((l) => l.endsWith('\tbig.png'))
   if (line === undefined) {
